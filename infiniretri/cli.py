@@ -1,0 +1,138 @@
+"""Command line: ``infiniretri ask PATH --question "..."``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _layer(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or 'auto', got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="infiniretri",
+        description="Answer questions over text of any length with the model's own attention.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    ask = commands.add_parser("ask", help="answer a question over a document")
+    ask.add_argument("path", help="a UTF-8 text file, or - for standard input")
+    ask.add_argument("-q", "--question", required=True, help="the question")
+    ask.add_argument("--show-sentences", action="store_true", help="print the cited sentences")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--model", default=None, help="local model path (default: embedded model)")
+    ask.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    ask.add_argument("--dtype", default=None, help="float32, bfloat16, ...")
+    ask.add_argument("--chunk-tokens", type=int, default=1024)
+    ask.add_argument("--phrase-tokens", type=int, default=8)
+    ask.add_argument("--top-k-tokens", type=int, default=300)
+    ask.add_argument("--retrieval-layer", type=_layer, default="auto")
+    ask.add_argument("--max-cache-tokens", type=int, default=None)
+    ask.add_argument("--max-new-tokens", type=int, default=128)
+    ask.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return parser
+
+
+def _source(path: str):
+    if path == "-":
+        return _StdinDocument()
+    return Path(path)
+
+
+class _StdinDocument:
+    """Standard input as one document, decoded incrementally."""
+
+    def read(self, size: int = -1):
+        stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+        return stream.read(size)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .engine import InfiniRetri
+
+    source = _source(args.path)
+    if isinstance(source, Path):
+        if not source.exists():
+            raise FileNotFoundError(f"{args.path}: no such file")
+        if source.is_dir():
+            raise ValueError(f"{args.path} is a directory, not a text file")
+    engine = InfiniRetri.from_pretrained(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        chunk_tokens=args.chunk_tokens,
+        phrase_tokens=args.phrase_tokens,
+        top_k_tokens=args.top_k_tokens,
+        retrieval_layer=args.retrieval_layer,
+        max_cache_tokens=args.max_cache_tokens,
+    )
+    bar = tqdm(unit="tok", desc="reading", file=sys.stderr, disable=args.no_progress)
+    seen = 0
+
+    def progress(tokens: int) -> None:
+        nonlocal seen
+        bar.update(tokens - seen)
+        seen = tokens
+
+    try:
+        answer = engine.answer(
+            source, args.question, max_new_tokens=args.max_new_tokens, progress=progress
+        )
+    finally:
+        bar.close()
+    retrieval = answer.retrieval
+    if args.json:
+        stats = retrieval.stats
+        print(
+            json.dumps(
+                {
+                    "question": retrieval.question,
+                    "answer": answer.text,
+                    "sentences": [s.__dict__ for s in retrieval.sentences],
+                    "stats": stats.__dict__,
+                    "model": engine.model_name,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    print(answer.text.strip())
+    if args.show_sentences:
+        stats = retrieval.stats
+        print(
+            f"\nCited sentences ({len(retrieval.sentences)} kept of {stats.sentences_read}, "
+            f"{stats.cache_tokens} of {stats.tokens_read} tokens, layer {stats.retrieval_layer}, "
+            f"{stats.seconds:.1f} s):"
+        )
+        for sentence in retrieval.top(len(retrieval.sentences)):
+            print(
+                f"  [{sentence.score:.3f}] chars {sentence.char_start}-{sentence.char_end}: "
+                f"{sentence.text}"
+            )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _ask(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"infiniretri: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("infiniretri: interrupted", file=sys.stderr)
+        return 130

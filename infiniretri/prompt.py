@@ -1,0 +1,86 @@
+"""The prompt the model reads: ``template prefix + context + middle + question + suffix``.
+
+The user turn of the model's chat template holds ``prompt_template`` with the context before the
+question. A tokenizer without a chat template gets a documented plain-text layout instead:
+``{bos}{instruction}\\n\\n{context}\\n\\nQuestion: {question}\\nAnswer:``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PROMPT = (
+    "Read the text and answer the question. Be concise.\n\n{context}\n\nQuestion: {question}"
+)
+
+_CONTEXT_MARK = "\u2063CONTEXT\u2063"
+_QUESTION_MARK = "\u2063QUESTION\u2063"
+
+
+@dataclass(frozen=True)
+class BuiltPrompt:
+    """Token ids of one prompt and where its context and question sit."""
+
+    ids: list[int]
+    context_start: int
+    context_end: int
+    question_start: int
+    question_end: int
+
+
+@dataclass(frozen=True)
+class PromptLayout:
+    """Fixed token ids around the context and the question, computed once per engine."""
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    question_lead: str
+    """Prepended to the question text before tokenizing (a space when the middle ended in one)."""
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, prompt_template: str = DEFAULT_PROMPT) -> PromptLayout:
+        """Render ``prompt_template`` through the tokenizer's chat template (or plain text)."""
+        if not isinstance(prompt_template, str):
+            raise ValueError("prompt_template must be a string")
+        ci, qi = prompt_template.find("{context}"), prompt_template.find("{question}")
+        if ci < 0 or qi < 0 or qi < ci:
+            raise ValueError(
+                "prompt_template must contain {context} before {question}, "
+                f"got {prompt_template!r}"
+            )
+        content = prompt_template.replace("{context}", _CONTEXT_MARK).replace(
+            "{question}", _QUESTION_MARK
+        )
+        if getattr(tokenizer, "chat_template", None):
+            rendered = tokenizer.apply_chat_template(
+                [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+            )
+        else:
+            bos = tokenizer.bos_token or ""
+            rendered = f"{bos}{content}\nAnswer:"
+        if _CONTEXT_MARK not in rendered or _QUESTION_MARK not in rendered:
+            raise ValueError("the chat template dropped the context or the question")
+        head, _, rest = rendered.partition(_CONTEXT_MARK)
+        middle, _, tail = rest.partition(_QUESTION_MARK)
+        lead = ""
+        if middle.endswith(" "):
+            middle, lead = middle.rstrip(" "), " "
+
+        def enc(text: str) -> tuple[int, ...]:
+            return tuple(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
+
+        return cls(enc(head), enc(middle), enc(tail), lead)
+
+    @property
+    def overhead(self) -> int:
+        """Template tokens around context and question."""
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    def build(self, context_ids: list[int], question_ids: list[int]) -> BuiltPrompt:
+        """Assemble the ids of one prompt."""
+        ids = [*self.prefix, *context_ids, *self.middle, *question_ids, *self.suffix]
+        c0 = len(self.prefix)
+        c1 = c0 + len(context_ids)
+        q0 = c1 + len(self.middle)
+        return BuiltPrompt(ids, c0, c1, q0, q0 + len(question_ids))

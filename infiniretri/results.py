@@ -1,0 +1,76 @@
+"""What a scan returns: the cached sentences, the scan's statistics, and answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One cached sentence, with its attention score and its place in the source.
+
+    ``documents[doc_index][char_start:char_end] == text`` always holds.
+    """
+
+    text: str
+    score: float
+    doc_index: int
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counters of one scan."""
+
+    tokens_read: int = 0
+    """Document tokens read (each document token once)."""
+    forward_passes: int = 0
+    """Model forward passes made by the scan."""
+    tokens_processed: int = 0
+    """Tokens fed through the model by the scan (cache, chunk, question and template)."""
+    cache_tokens: int = 0
+    """Tokens in the final cache: what the answer step reads."""
+    seconds: float = 0.0
+    """Wall-clock time of the scan."""
+    documents: int = 0
+    """Documents read."""
+    sentences_read: int = 0
+    """Sentences (retrieval units) read."""
+    retrieval_layer: int = 0
+    """The decoder layer whose attention was read."""
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The final sentence cache of a scan, in document order."""
+
+    question: str
+    sentences: list[Sentence]
+    stats: Stats
+    token_ids: list[list[int]] = field(default_factory=list, repr=False)
+    """Token ids of each cached sentence, as the model read them (parallel to ``sentences``)."""
+
+    @property
+    def context(self) -> str:
+        """The cached sentences joined with spaces: the text the answer step reads."""
+        return " ".join(s.text for s in self.sentences)
+
+    def top(self, k: int) -> list[Sentence]:
+        """The ``k`` highest-scoring sentences, best first (ties keep document order)."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        order = sorted(range(len(self.sentences)), key=lambda i: -self.sentences[i].score)
+        return [self.sentences[i] for i in order[:k]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A generated answer and the retrieval it was read from."""
+
+    text: str
+    retrieval: Retrieval
+    prompt_tokens: int = 0
+    """Tokens of the answer prompt (cache, question and template)."""
+    generated_tokens: int = 0
+    """Tokens the model generated."""

@@ -1,0 +1,109 @@
+"""Retrieval units: sentences of the documents, tokenized, with their offsets.
+
+Each unit is read by the model as ``" " + text``. A sentence longer than ``max_tokens`` is cut
+into consecutive pieces of at most ``max_tokens`` tokens; each piece keeps exact offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from .sentences import SentenceSplitter
+from .sources import DocumentReader
+
+TOKENIZE_BATCH = 256
+
+
+@dataclass(slots=True)
+class Unit:
+    """A retrieval unit: a sentence (or a piece of a long one) and its token ids."""
+
+    doc_index: int
+    char_start: int
+    char_end: int
+    text: str
+    ids: list[int]
+
+
+class Segmenter:
+    """Turn documents into a lazy stream of tokenized units."""
+
+    def __init__(self, tokenizer, max_tokens: int, splitter: SentenceSplitter | None = None):
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.splitter = splitter or SentenceSplitter()
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text as read mid-document (with a leading space)."""
+        if not texts:
+            return []
+        encoded = self.tokenizer([" " + t for t in texts], add_special_tokens=False)
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    def units(self, documents: Sequence[DocumentReader]) -> Iterator[Unit]:
+        """All units of all documents, in order."""
+        for doc in documents:
+            batch: list[tuple[int, int, str]] = []
+            for span in self.splitter.split_stream(doc.pieces()):
+                batch.append(span)
+                if len(batch) >= TOKENIZE_BATCH:
+                    yield from self._tokenize(doc.index, batch)
+                    batch = []
+            yield from self._tokenize(doc.index, batch)
+
+    def _tokenize(self, doc_index: int, spans: list[tuple[int, int, str]]) -> Iterator[Unit]:
+        for (start, end, text), ids in zip(spans, self.encode([s[2] for s in spans])):
+            if len(ids) <= self.max_tokens:
+                yield Unit(doc_index, start, end, text, ids)
+            else:
+                yield from self._cut(doc_index, start, text, ids)
+
+    def _cut(self, doc_index: int, start: int, text: str, ids: list[int]) -> Iterator[Unit]:
+        """Cut a long sentence into pieces of at most ``max_tokens`` tokens, keeping offsets."""
+        if getattr(self.tokenizer, "is_fast", False):
+            yield from self._cut_by_offsets(doc_index, start, text)
+        else:
+            yield from self._cut_by_halving(doc_index, start, text)
+
+    def _cut_by_offsets(self, doc_index: int, start: int, text: str) -> Iterator[Unit]:
+        enc = self.tokenizer(" " + text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+        # Piece boundaries: the char where each group's first token starts (minus the space).
+        bounds = [0]
+        for first in range(self.max_tokens, len(ids), self.max_tokens):
+            char = max(0, offsets[first][0] - 1)
+            if char > bounds[-1]:
+                bounds.append(char)
+        bounds.append(len(text))
+        token_starts = [max(0, off[0] - 1) for off in offsets]
+        t = 0
+        for a, b in zip(bounds, bounds[1:]):
+            piece_ids = []
+            while t < len(ids) and (token_starts[t] < b or b == len(text)):
+                piece_ids.append(ids[t])
+                t += 1
+            yield from self._emit(doc_index, start, text, a, b, piece_ids)
+
+    def _cut_by_halving(self, doc_index: int, start: int, text: str) -> Iterator[Unit]:
+        pending = [(0, len(text))]
+        while pending:
+            a, b = pending.pop(0)
+            piece_ids = self.encode([text[a:b]])[0]
+            if len(piece_ids) <= self.max_tokens or b - a < 2:
+                yield from self._emit(doc_index, start, text, a, b, piece_ids)
+                continue
+            mid = (a + b) // 2
+            space = text.rfind(" ", a + 1, mid + 1)
+            mid = space if space > a else mid
+            pending[:0] = [(a, mid), (mid, b)]
+
+    def _emit(self, doc_index, start, text, a, b, ids) -> Iterator[Unit]:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b and ids:
+            yield Unit(doc_index, start + a, start + b, text[a:b], ids[: self.max_tokens])

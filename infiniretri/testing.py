@@ -47,16 +47,21 @@ def tiny_config(arch: str = "llama", layers: int = 4, vocab_size: int | None = N
     if arch == "mistral":
         options["sliding_window"] = 4096
     if arch == "gemma2":
-        options["sliding_window"] = 512
+        options["sliding_window"] = 128
         options["attn_logit_softcapping"] = 50.0
         options["query_pre_attn_scalar"] = 16
     return AutoConfig.for_model(arch, **options)
 
 
 def tiny_model(
-    arch: str = "llama", seed: int = 0, layers: int = 4, attn_implementation: str = "sdpa"
+    arch: str = "llama", seed: int = 0, layers: int = 4, attn_implementation: str | None = None
 ):
-    """``(model, tokenizer)``: a tiny random-weight ``arch`` model and the embedded tokenizer."""
+    """``(model, tokenizer)``: a tiny random-weight ``arch`` model and the embedded tokenizer.
+
+    The attention implementation defaults to SDPA (eager for Gemma 2, which has no SDPA path).
+    """
+    if attn_implementation is None:
+        attn_implementation = "eager" if arch == "gemma2" else "sdpa"
     from transformers import AutoModelForCausalLM
 
     tokenizer = embedded_tokenizer()

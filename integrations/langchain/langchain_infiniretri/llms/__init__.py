@@ -1,0 +1,5 @@
+"""InfiniRetri text LLM."""
+
+from langchain_infiniretri.llms.infiniretri import InfiniRetriLLM
+
+__all__ = ["InfiniRetriLLM"]

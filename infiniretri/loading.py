@@ -48,9 +48,23 @@ def embedded_gguf_path() -> Path:
     )
 
 
+def _cpu_has_fast_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """bfloat16 on GPUs and on CPUs with native bf16 (AVX512-BF16/AMX), else float32."""
+    if device == "cpu":
+        return torch.bfloat16 if _cpu_has_fast_bf16() else torch.float32
+    return torch.bfloat16
+
+
 def _resolve_dtype(dtype, device: str) -> torch.dtype:
     if dtype is None:
-        return torch.float32 if device == "cpu" else torch.bfloat16
+        return default_dtype(device)
     if isinstance(dtype, torch.dtype):
         return dtype
     if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):

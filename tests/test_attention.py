@@ -35,7 +35,7 @@ def test_capture_equals_eager_reference(arch):
 
 
 def test_capture_equals_eager_on_the_embedded_model(prose):
-    model, tokenizer = load_model()
+    model, tokenizer = load_model(dtype=torch.float32)
     ids = torch.tensor([tokenizer(prose[:3000])["input_ids"][:600]])
     rows = torch.arange(580, 600)[None]
     install_capture(model)
@@ -74,7 +74,13 @@ def test_layers_above_the_retrieval_layer_do_not_run():
     head_calls = []
     hooks.append(model.lm_head.register_forward_pre_hook(lambda *a: head_calls.append(1)))
     try:
-        capture(model, torch.randint(100, 900, (1, 50)), torch.tensor([[45, 46]]), torch.ones(1, 2), (2,))
+        capture(
+            model,
+            torch.randint(100, 900, (1, 50)),
+            torch.tensor([[45, 46]]),
+            torch.ones(1, 2),
+            (2,),
+        )
     finally:
         for hook in hooks:
             hook.remove()

@@ -133,7 +133,9 @@ def test_threads_see_only_their_own_attention(tiny_engine):
     questions = ["What did they discuss?", "When was the meeting?", "Who met?", "Why the roof?"]
     alone = [tiny_engine.retrieve(d, q) for d, q in zip(docs, questions)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        together = list(pool.map(lambda dq: tiny_engine.retrieve(*dq), zip(docs * 2, questions * 2)))
+        together = list(
+            pool.map(lambda dq: tiny_engine.retrieve(*dq), zip(docs * 2, questions * 2))
+        )
     for i, r in enumerate(together):
         assert r.sentences == alone[i % 4].sentences
 

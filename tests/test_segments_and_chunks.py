@@ -16,7 +16,9 @@ def segmenter():
 
 
 def test_units_map_back_to_the_document(segmenter):
-    doc = "Short one. " + "A very long sentence that goes on and on " * 20 + "end. Final words here."
+    doc = (
+        "Short one. " + "A very long sentence that goes on and on " * 20 + "end. Final words here."
+    )
     units = list(segmenter.units(open_documents(doc)))
     assert len(units) > 3
     for unit in units:

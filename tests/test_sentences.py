@@ -19,7 +19,12 @@ def test_splits_english_and_keeps_abbreviations():
 def test_blank_lines_end_paragraphs():
     text = "A title without a full stop\n\nFirst sentence here. Second one.\n\n  \n\nLast line"
     got = texts(text, SentenceSplitter().split(text))
-    assert got == ["A title without a full stop", "First sentence here.", "Second one.", "Last line"]
+    assert got == [
+        "A title without a full stop",
+        "First sentence here.",
+        "Second one.",
+        "Last line",
+    ]
 
 
 def test_cjk_sentence_ends():

@@ -1,0 +1,58 @@
+"""Split an LLM prompt into the part InfiniRetri reads as a document and the question at its end.
+
+LlamaIndex hands an LLM one string: context first, the instruction and the query last (as in
+``DEFAULT_TEXT_QA_PROMPT``). The question is the prompt's tail: whole lines or sentences taken
+from the end while they fit in ``question_tokens`` (at least one), stopping early at a separator
+line such as ``---------------------``. Everything before it is the document. A closing
+``Answer:`` cue is dropped from the question: the engine's own prompt asks for the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_SEGMENT = re.compile(r"[^\n]*?(?:[.!?]+(?=\s)[ \t]*|\n|\Z)")
+_SEPARATOR = re.compile(r"[-=_*#~]{3,}")
+_ANSWER_CUE = re.compile(r"\n?[ \t]*(?:answer|response|assistant)[ \t]*:[ \t]*\Z", re.IGNORECASE)
+
+
+def _segments(prompt: str) -> list[str]:
+    """Lines, and sentences within long lines, that join back to ``prompt``."""
+    pieces: list[str] = []
+    pos = 0
+    while pos < len(prompt):
+        match = _SEGMENT.match(prompt, pos)
+        end = match.end() if match and match.end() > pos else len(prompt)
+        pieces.append(prompt[pos:end])
+        pos = end
+    return pieces
+
+
+def split_prompt(
+    prompt: str, count_tokens: Callable[[str], int], question_tokens: int
+) -> tuple[str, str]:
+    """Return ``(document, question)`` for ``prompt``; they never overlap.
+
+    When nothing precedes the question (a short prompt) the whole prompt is the document too,
+    so the model reads what it was asked.
+    """
+    pieces = _segments(prompt)
+    cut = len(pieces)
+    used = 0
+    while cut > 0:
+        piece = pieces[cut - 1]
+        if _SEPARATOR.fullmatch(piece.strip()):
+            break
+        cost = count_tokens(piece) if piece.strip() else 0
+        if used and used + cost > question_tokens:
+            break
+        used += cost
+        cut -= 1
+    question = _ANSWER_CUE.sub("", "".join(pieces[cut:]).strip()).strip()
+    document = "".join(pieces[:cut])
+    if not question:
+        question = prompt.strip()
+    if not document.strip():
+        document = prompt
+    return document, question

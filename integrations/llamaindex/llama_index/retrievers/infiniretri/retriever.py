@@ -1,0 +1,216 @@
+"""``InfiniRetriRetriever``: the model's attention picks the sentences, no embeddings."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.callbacks.base import CallbackManager
+from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
+from llama_index.core.settings import Settings
+
+from infiniretri import InfiniRetri, Retrieval
+
+from ._engine import EngineSlot
+from ._nodes import SourceText, build_sources, sentence_nodes
+from ._threads import run_in_thread
+
+
+def check_query(query_bundle: QueryBundle | None) -> str:
+    """The query string, or a ``ValueError`` when there is none."""
+    query = query_bundle.query_str if query_bundle is not None else None
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("query must be a non-empty string")
+    return query
+
+
+def check_top(name: str, value: int | None) -> int | None:
+    """``value`` when it is None or a positive int, else a ``ValueError`` naming ``name``."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return value
+
+
+class SourceReader:
+    """Documents and the engine that scans them; shared by the retriever and the query engine."""
+
+    def __init__(self, sources: Sequence[SourceText], slot: EngineSlot) -> None:
+        self.sources = list(sources)
+        self.slot = slot
+
+    def scan(self, question: str, cancel: threading.Event | None = None) -> Retrieval:
+        """Read every document with the question and return the final sentence cache."""
+        return self.slot.get().retrieve([s.text for s in self.sources], question, cancel=cancel)
+
+    def nodes(self, retrieval: Retrieval, top_k: int | None = None) -> list[NodeWithScore]:
+        """The cache as nodes: the ``top_k`` best first, or all of it in document order."""
+        sentences = retrieval.sentences if top_k is None else retrieval.top(top_k)
+        return sentence_nodes(sentences, self.sources)
+
+
+class InfiniRetriRetriever(BaseRetriever):
+    """Retrieve sentences by the attention of the model that will answer, not by embeddings.
+
+    Each query is one InfiniRetri scan over all the documents: chunk by chunk the model reads
+    ``cache + chunk + query`` and keeps the sentences its retrieval-layer attention scores
+    highest. The result is that final cache, one ``NodeWithScore`` per sentence, best first
+    (``similarity_top_k`` of them, or the whole cache when it is None). Each node's
+    ``start_char_idx``/``end_char_idx`` index into the document its ``SOURCE`` relationship
+    names.
+
+    Args:
+        nodes: Documents or nodes to read (strings become Documents). Chunks cut by a node
+            parser are read as their original documents (see ``from_nodes``).
+        engine: The InfiniRetri engine; pass one to share a loaded model between components.
+            None loads ``InfiniRetri.from_pretrained(**engine_kwargs)`` on first use.
+        similarity_top_k: How many sentences to return; None returns the whole cache.
+        callback_manager: Defaults to ``Settings.callback_manager``.
+        **engine_kwargs: Engine options (``chunk_tokens``, ``top_k_tokens``, ...); with an
+            ``engine`` they are applied with ``engine.with_options`` (same model).
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[BaseNode | str],
+        engine: InfiniRetri | None = None,
+        similarity_top_k: int | None = None,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+        **engine_kwargs: Any,
+    ) -> None:
+        check_top("similarity_top_k", similarity_top_k)
+        reader = SourceReader(build_sources(nodes, "nodes"), EngineSlot(engine, **engine_kwargs))
+        self._init(reader, similarity_top_k, callback_manager, verbose)
+
+    def _init(
+        self,
+        reader: SourceReader,
+        similarity_top_k: int | None,
+        callback_manager: CallbackManager | None,
+        verbose: bool = False,
+    ) -> None:
+        self._similarity_top_k = check_top("similarity_top_k", similarity_top_k)
+        self._reader = reader
+        super().__init__(
+            callback_manager=callback_manager or Settings.callback_manager, verbose=verbose
+        )
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Sequence[BaseNode | str],
+        engine: InfiniRetri | None = None,
+        similarity_top_k: int | None = None,
+        callback_manager: CallbackManager | None = None,
+        **engine_kwargs: Any,
+    ) -> InfiniRetriRetriever:
+        """A retriever over whole documents (``Document``\\ s or strings)."""
+        check_top("similarity_top_k", similarity_top_k)
+        reader = SourceReader(
+            build_sources(documents, "documents"), EngineSlot(engine, **engine_kwargs)
+        )
+        return cls._from_reader(reader, similarity_top_k, callback_manager)
+
+    @classmethod
+    def from_nodes(
+        cls,
+        nodes: Sequence[BaseNode],
+        engine: InfiniRetri | None = None,
+        similarity_top_k: int | None = None,
+        callback_manager: CallbackManager | None = None,
+        **engine_kwargs: Any,
+    ) -> InfiniRetriRetriever:
+        """A retriever over an index's nodes.
+
+        Chunks of one document that carry ``start_char_idx`` and a ``SOURCE`` relationship (as
+        node parsers make them) are joined back, overlaps removed, so each sentence is read once
+        and offsets point into the original document. Other nodes are read as they are.
+        """
+        return cls(
+            nodes,
+            engine=engine,
+            similarity_top_k=similarity_top_k,
+            callback_manager=callback_manager,
+            **engine_kwargs,
+        )
+
+    @classmethod
+    def from_index(
+        cls, index: Any, engine: InfiniRetri | None = None, **kwargs: Any
+    ) -> InfiniRetriRetriever:
+        """A retriever over the nodes in an index's docstore (see ``from_nodes``)."""
+        return cls.from_nodes(nodes_of_index(index), engine=engine, **kwargs)
+
+    @classmethod
+    def _from_reader(
+        cls,
+        reader: SourceReader,
+        similarity_top_k: int | None,
+        callback_manager: CallbackManager | None,
+    ) -> InfiniRetriRetriever:
+        """A retriever over the same documents and engine as ``reader`` (no copy, no reload)."""
+        retriever = cls.__new__(cls)
+        retriever._init(reader, similarity_top_k, callback_manager)
+        return retriever
+
+    @property
+    def engine(self) -> InfiniRetri:
+        """The engine (loaded now if it was left to load on first use)."""
+        return self._reader.slot.get()
+
+    @property
+    def similarity_top_k(self) -> int | None:
+        return self._similarity_top_k
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        retrieval = self._reader.scan(check_query(query_bundle))
+        return self._reader.nodes(retrieval, self._top_k(retrieval))
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        retrieval = await run_in_thread(partial(self._reader.scan, check_query(query_bundle)))
+        return self._reader.nodes(retrieval, self._top_k(retrieval))
+
+    def _top_k(self, retrieval: Retrieval) -> int | None:
+        # Without a limit the whole cache is returned, best first like other retrievers.
+        if self._similarity_top_k is not None:
+            return self._similarity_top_k
+        return len(retrieval.sentences) or None
+
+
+class InfiniRetriCacheScan(BaseRetriever):
+    """The retrieval step of one query-engine call: the whole cache, in document order.
+
+    A fresh instance per call keeps that call's ``Retrieval`` for the answer step, while
+    ``BaseRetriever.retrieve`` fires the retrieval span, events and callbacks as usual.
+    """
+
+    def __init__(self, reader: SourceReader, callback_manager: CallbackManager) -> None:
+        super().__init__(callback_manager=callback_manager)
+        self._reader = reader
+        self.retrieval: Retrieval | None = None
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        self.retrieval = self._reader.scan(check_query(query_bundle))
+        return self._reader.nodes(self.retrieval)
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        scan = partial(self._reader.scan, check_query(query_bundle))
+        self.retrieval = await run_in_thread(scan)
+        return self._reader.nodes(self.retrieval)
+
+
+def nodes_of_index(index: Any) -> list[BaseNode]:
+    """The nodes an index keeps in its docstore, in insertion order."""
+    docstore = getattr(index, "docstore", None)
+    if docstore is None:
+        raise ValueError(f"index: a {type(index).__name__} has no docstore to read nodes from")
+    nodes = list(docstore.docs.values())
+    if not nodes:
+        raise ValueError(
+            "index: its docstore holds no nodes (a vector store that keeps the text itself "
+            "does not fill it); pass the nodes with from_nodes(...) instead"
+        )
+    return nodes

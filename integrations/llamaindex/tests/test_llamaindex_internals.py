@@ -1,0 +1,183 @@
+"""Node bookkeeping, prompt splitting and thread hand-off, checked without running the model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from llama_index.core import Document
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import NodeRelationship, TextNode
+from llama_index.retrievers.infiniretri._nodes import build_sources, sentence_node
+from llama_index.retrievers.infiniretri._prompt import split_prompt
+from llama_index.retrievers.infiniretri._threads import iterate_in_thread, run_in_thread
+
+from infiniretri import Sentence
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+# -- sources --------------------------------------------------------------------------------
+
+
+def test_documents_are_read_whole_with_their_metadata():
+    doc = Document(text="First sentence. Second one.", metadata={"file_name": "a.txt"})
+    (source,) = build_sources([doc, Document(text="")])
+    assert source.text == doc.text
+    assert source.offset == 0
+    assert source.origin.node_id == doc.doc_id
+    assert source.metadata == {"file_name": "a.txt"}
+
+
+def test_strings_become_documents():
+    sources = build_sources(["One.", "Two."])
+    assert [s.text for s in sources] == ["One.", "Two."]
+    assert sources[0].origin.node_id != sources[1].origin.node_id
+
+
+def test_overlapping_chunks_are_joined_back_into_exact_document_spans(needle):
+    docs = [Document(text=needle.text(), doc_id="doc-a"), Document(text=needle.filler(25))]
+    nodes = SentenceSplitter(chunk_size=64, chunk_overlap=24).get_nodes_from_documents(docs)
+    assert len(nodes) > 6
+    shuffled = nodes[1::2] + nodes[::2]  # order of arrival must not matter
+    sources = build_sources(shuffled, "nodes")
+    assert len(sources) < len(nodes)
+    by_id = {d.doc_id: d for d in docs}
+    covered = {d.doc_id: 0 for d in docs}
+    for source in sources:
+        doc = by_id[source.origin.node_id]
+        assert doc.text[source.offset : source.offset + len(source.text)] == source.text
+        covered[doc.doc_id] += len(source.text)
+    for doc in docs:
+        # Every character is read at most once: overlaps were removed.
+        assert covered[doc.doc_id] <= len(doc.text)
+    for node in nodes:
+        doc = by_id[node.ref_doc_id]
+        assert any(
+            s.origin.node_id == doc.doc_id
+            and s.offset <= node.start_char_idx
+            and node.end_char_idx <= s.offset + len(s.text)
+            for s in sources
+        )
+
+
+def test_chunk_that_disagrees_with_its_document_is_read_on_its_own():
+    doc = Document(text="Alpha beta gamma. Delta epsilon zeta. Eta theta iota.", doc_id="d")
+    first = TextNode(text="Alpha beta gamma. Delta epsilon", start_char_idx=0, end_char_idx=31)
+    edited = TextNode(text="Delta EPSILON zeta.", start_char_idx=18, end_char_idx=37)
+    for node in (first, edited):
+        node.relationships[NodeRelationship.SOURCE] = doc.as_related_node_info()
+    sources = build_sources([first, edited], "nodes")
+    assert [(s.origin.node_id, s.offset, s.text) for s in sources] == [
+        (edited.node_id, 0, edited.text),
+        ("d", 0, first.text),
+    ]
+
+
+def test_nodes_without_offsets_are_read_as_they_are():
+    node = TextNode(text="Standalone text.")
+    (source,) = build_sources([node], "nodes")
+    assert source.origin.node_id == node.node_id
+    assert source.offset == 0
+
+
+def test_sentence_node_points_into_its_source_with_a_stable_id():
+    doc = Document(text="Intro text here. The key fact is 42. Outro.", metadata={"k": "v"})
+    (source,) = build_sources([doc])
+    start = doc.text.index("The key")
+    sentence = Sentence("The key fact is 42.", 0.75, 0, start, start + 19)
+    first, second = sentence_node(sentence, source), sentence_node(sentence, source)
+    assert first.node.node_id == second.node.node_id
+    assert first.score == 0.75
+    node = first.node
+    assert doc.text[node.start_char_idx : node.end_char_idx] == node.text
+    assert node.ref_doc_id == doc.doc_id
+    assert node.metadata == {"k": "v"}
+
+
+# -- prompts --------------------------------------------------------------------------------
+
+
+def test_split_prompt_takes_the_query_after_the_template_separator():
+    from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_QA_PROMPT_TMPL
+
+    context = "Alpha is one. Beta is two.\nGamma is three."
+    prompt = DEFAULT_TEXT_QA_PROMPT_TMPL.format(context_str=context, query_str="What is beta?")
+    document, question = split_prompt(prompt, words, 128)
+    assert context in document
+    assert question.endswith("Query: What is beta?")
+    assert "Alpha" not in question
+    assert not question.endswith("Answer:")
+
+
+def test_split_prompt_question_budget_and_short_prompts():
+    long = "Filler sentence here. " * 40 + "What is the code?"
+    document, question = split_prompt(long, words, 8)
+    assert question.endswith("What is the code?")
+    assert words(question) <= 8
+    assert document + question == long.rstrip() or long.startswith(document)
+    assert split_prompt("What is 2+2?", words, 8) == ("What is 2+2?", "What is 2+2?")
+
+
+# -- threads --------------------------------------------------------------------------------
+
+
+def test_run_in_thread_cancel_reaches_the_worker():
+    started, seen = threading.Event(), threading.Event()
+
+    def work(cancel: threading.Event) -> None:
+        started.set()
+        if cancel.wait(timeout=30):
+            seen.set()
+
+    async def main() -> None:
+        task = asyncio.create_task(run_in_thread(work))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert seen.wait(timeout=30)
+
+
+def test_iterate_in_thread_hands_items_over_and_stops_when_the_consumer_does():
+    closed = threading.Event()
+
+    def numbers(cancel: threading.Event):
+        try:
+            for i in range(1000):
+                if cancel.wait(timeout=0.01):
+                    return
+                yield i
+        finally:
+            closed.set()
+
+    async def main() -> list[int]:
+        got = []
+        stream = iterate_in_thread(numbers)
+        async for item in stream:
+            got.append(item)
+            if len(got) == 3:
+                break
+        await stream.aclose()
+        return got
+
+    assert asyncio.run(main()) == [0, 1, 2]
+    assert closed.wait(timeout=30)
+
+
+def test_iterate_in_thread_raises_worker_errors():
+    def failing(cancel: threading.Event):
+        yield "ok"
+        raise ValueError("boom")
+
+    async def main() -> list[str]:
+        return [item async for item in iterate_in_thread(failing)]
+
+    with pytest.raises(ValueError, match="boom"):
+        asyncio.run(main())

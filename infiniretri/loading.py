@@ -163,6 +163,8 @@ def load_model(
                 )
             path = str(model)
         options["local_files_only"] = not allow_download
+    if not gguf_file and not allow_pickle and isinstance(path, Path) and path.is_dir():
+        _require_safetensors(path)
     model_options = dict(options)
     if gguf_file:
         model_options["gguf_file"] = gguf_file
@@ -174,6 +176,18 @@ def load_model(
     loaded.to(device)
     loaded.eval()
     return loaded, tokenizer
+
+
+def _require_safetensors(path: Path) -> None:
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+    if pickles:
+        raise ValueError(
+            f"model: {path} holds only pickle weights ({', '.join(pickles)}), which can run code "
+            "when loaded; convert them to safetensors or pass allow_pickle=True if you trust them"
+        )
+    raise FileNotFoundError(f"model: {path} holds no model weights (*.safetensors)")
 
 
 def _in_hf_cache(name: str) -> bool:

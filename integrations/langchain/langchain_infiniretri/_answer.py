@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from infiniretri import Answer, InfiniRetri, Retrieval, Sentence, Stats
+from infiniretri.generation import GenerationCounter
 
 
 @dataclass
@@ -45,8 +46,8 @@ def stream(
     stop: Sequence[str] | None,
 ) -> Iterator[str]:
     """Yield the answer's pieces; ``counts`` holds the token counts once exhausted."""
-    from infiniretri.generation import GenerationCounter
-
+    # The engine fills a GenerationCounter while it streams (its ``_counter`` hook); the public
+    # stream API yields text only.
     counter = GenerationCounter()
     pieces = engine.stream_answer_from(
         retrieval, max_new_tokens=max_tokens, stop=list(stop or []), _counter=counter

@@ -64,10 +64,9 @@ class InfiniRetriEngineMixin(BaseModel):
             return engine
         with self._engine_lock:
             if self._resolved_engine is None:
-                loaded = InfiniRetri.from_pretrained(self.model, **self.model_kwargs)
-                if self.engine_kwargs:
-                    loaded = loaded.with_options(**self.engine_kwargs)
-                self._resolved_engine = loaded
+                self._resolved_engine = InfiniRetri.from_pretrained(
+                    self.model, **self.model_kwargs, **self.engine_kwargs
+                )
             return self._resolved_engine
 
     @property

@@ -6,6 +6,8 @@ short answers, so the whole module stays cheap on a CPU.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.callbacks import BaseCallbackHandler
@@ -155,3 +157,15 @@ def test_real_engine_bad_k(engine, needle_text, k):
     retriever = InfiniRetriRetriever.from_texts([needle_text.text], engine=engine)
     with pytest.raises(ValueError, match="k must be an integer >= 1"):
         retriever.invoke(needle_text.question, k=k)
+
+
+def test_without_an_engine_the_embedded_model_loads_once_on_first_use(short_text):
+    retriever = InfiniRetriRetriever.from_texts([short_text.text], k=1, chunk_tokens=512)
+    assert retriever._resolved_engine is None  # nothing loaded at construction
+    with ThreadPoolExecutor(4) as pool:  # concurrent first use: one load, one engine
+        engines = list(pool.map(lambda _: retriever.get_engine(), range(4)))
+    assert all(e is engines[0] for e in engines)
+    assert engines[0].chunk_tokens == 512
+    assert retriever.model_name == engines[0].model_name
+    (doc,) = retriever.invoke(short_text.question)
+    assert doc.page_content == short_text.needle

@@ -29,9 +29,7 @@ from llama_index.retrievers.infiniretri import InfiniRetriQueryEngine
 from infiniretri import InfiniRetri
 
 BUNDLED = Path(__file__).resolve().parent / "data" / "wikipedia_steam_oxygen_amazon.txt"
-BUNDLED_QUESTION = (
-    "In what year did James Watt patent a steam engine that produced continuous rotary motion?"
-)
+BUNDLED_QUESTION = "What year did James Watt patent his rotary steam engine?"
 GENERATED_FACT = "The harbour master keeps the spare lighthouse key in the blue tin box."
 GENERATED_QUESTION = "Where does the harbour master keep the spare lighthouse key?"
 
@@ -71,7 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--document", type=Path, help="a UTF-8 text file to read")
     parser.add_argument("--question", help="the question (a default suits the default document)")
     parser.add_argument("--chunk-tokens", type=int, default=1024, help="tokens read per step")
-    parser.add_argument("--top-k-tokens", type=int, default=300, help="phrases kept per step")
+    parser.add_argument(
+        "--top-k-tokens",
+        type=int,
+        default=100,
+        help="phrases kept per step (a small cache suits the small embedded model)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=48, help="longest answer")
     parser.add_argument("--sources", type=int, default=10, help="source nodes to print")
     return parser.parse_args(argv)

@@ -6,7 +6,16 @@ Implements "Infinite Retrieval: Attention Enhanced LLMs in Long-Context Processi
 
 from .engine import InfiniRetri
 from .errors import ScanCancelled
+from .loading import EMBEDDED_MODEL_ID
 from .results import Answer, Retrieval, Sentence, Stats
 
-__all__ = ["Answer", "InfiniRetri", "Retrieval", "ScanCancelled", "Sentence", "Stats"]
+__all__ = [
+    "EMBEDDED_MODEL_ID",
+    "Answer",
+    "InfiniRetri",
+    "Retrieval",
+    "ScanCancelled",
+    "Sentence",
+    "Stats",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Benchmarks of InfiniRetri: needle in a haystack and HotpotQA retrieval (see bench/README.md)."""

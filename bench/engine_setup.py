@@ -1,0 +1,41 @@
+"""Build the engine the benchmarks measure, and describe its settings for the result files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+ENGINE_OPTIONS = ("chunk_tokens", "phrase_tokens", "top_k_tokens", "retrieval_layer")
+
+
+def load_engine(device: str = "cpu", dtype: str | None = None, **options: Any):
+    """The embedded SmolLM2-135M-Instruct engine (``dtype=None``: the engine's default)."""
+    from infiniretri import InfiniRetri
+
+    return InfiniRetri.from_pretrained(device=device, dtype=dtype, **options)
+
+
+def engine_settings(engine) -> dict[str, Any]:
+    """Settings of one engine, as written into result files."""
+    return {
+        "model": engine.model_name,
+        "device": str(engine.device),
+        "dtype": str(next(engine.model.parameters()).dtype).removeprefix("torch."),
+        "chunk_tokens": engine.chunk_tokens,
+        "phrase_tokens": engine.phrase_tokens,
+        "top_k_tokens": engine.top_k_tokens,
+        "retrieval_layer": engine.retrieval_layer_index,
+        "max_cache_tokens": engine.max_cache_tokens,
+        "context_window": engine.context_window,
+    }
+
+
+def read_options(path: str | os.PathLike | None) -> dict[str, Any]:
+    """Engine options chosen by a tuning run (``{"chosen": {...}}``), or ``{}``."""
+    if not path:
+        return {}
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    chosen = data.get("chosen", data)
+    return {k: chosen[k] for k in ENGINE_OPTIONS if k in chosen}

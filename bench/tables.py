@@ -1,0 +1,191 @@
+"""Markdown tables of the committed results (every number in the README comes from here).
+
+python -m bench.tables            # prints the tables for bench/results/*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import RESULTS_DIR
+
+
+def _load(name: str, folder: Path) -> dict[str, Any] | None:
+    path = folder / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _num(value, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _short(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
+
+
+def machine_line(data: dict[str, Any]) -> str:
+    m = data["meta"]["machine"]
+    where = m.get("gpu") or f"{m.get('cpu')} ({m.get('cpu_count')} cores)"
+    return (
+        f"{where}; torch {m['torch']}, transformers {m['transformers']}; "
+        f"commit {data['meta'].get('git_commit')}; written {data['meta']['written']}"
+    )
+
+
+def engine_line(engine: dict[str, Any] | None) -> str:
+    if not engine:
+        return ""
+    return (
+        f"{engine['model']} ({engine['dtype']}, {engine['device']}), chunk_tokens="
+        f"{engine['chunk_tokens']}, phrase_tokens={engine['phrase_tokens']}, top_k_tokens="
+        f"{engine['top_k_tokens']}, retrieval_layer={engine['retrieval_layer']}"
+    )
+
+
+NAMES = {
+    "infiniretri": "InfiniRetri",
+    "full_context": "Full context (window-truncated)",
+    "reference": "Reference package infini-retri 0.0.3",
+    "bm25": "BM25 (sentences)",
+    "dense_minilm": "Dense MiniLM-L6 (sentences)",
+    "random": "Random sentences",
+}
+
+
+def _method_name(method: str) -> str:
+    if method.startswith("infiniretri_c"):
+        return f"InfiniRetri, chunk {method.removeprefix('infiniretri_c')}"
+    return NAMES.get(method, method)
+
+
+def niah_tables(data: dict[str, Any]) -> str:
+    lengths = data["lengths"]
+    rows = data["summary"]
+    out = [f"Machine: {machine_line(data)}  ", f"Engine: {engine_line(data.get('engine'))}", ""]
+    header = "| method | score | " + " | ".join(_short(n) for n in lengths) + " |"
+    out += [header, "|---|---|" + "---|" * len(lengths)]
+    for method in data["methods"]:
+        for field, label in (("retrieval", "needle kept (%)"), ("answer", "answer correct (%)")):
+            cells = []
+            for n in lengths:
+                row = next((r for r in rows if r["method"] == method and r["length"] == n), None)
+                cells.append(_pct(row[field]) if row else "not run")
+            out.append(f"| {NAMES.get(method, method)} | {label} | " + " | ".join(cells) + " |")
+    out += ["", "Cost per document (the cells at one depth, each run alone on the machine):", ""]
+    out += [
+        "| method | length | doc tokens | tokens the answer reads | tokens through the model "
+        "| seconds | peak GPU MiB | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {NAMES.get(r['method'], r['method'])} | {_short(r['length'])} | "
+            f"{_num(r['doc_tokens'])} | {_num(r['read_tokens'])} | {_num(r['tokens_processed'])} | "
+            f"{_num(r['seconds'], 1)} | {_num(r['peak_gpu_mib'])} | {_num(r['peak_rss_mib'])} |"
+        )
+    return "\n".join(out)
+
+
+def hotpot_table(data: dict[str, Any]) -> str:
+    out = [
+        f"Machine: {machine_line(data)}  ",
+        f"Engine: {engine_line(data.get('engine'))}  ",
+        f"{data['items_done']} questions (report split), documents of "
+        f"{_num(data['doc_tokens_mean'])} tokens on average.",
+        "",
+        "| method | budget (tokens) | supporting-sentence recall (%) | all supporting found (%) "
+        "| answer F1 (%) | tokens the reader reads | tokens through the model (scan) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = {"infiniretri": 0, "bm25": 1, "dense_minilm": 2, "random": 3, "full_context": 4}
+
+    def sort_key(r):
+        base = next((v for k, v in order.items() if r["method"].startswith(k)), 9)
+        budget = r["budget"]
+        b = int(budget) if budget.isdigit() else 10**6
+        return (b, base, r["method"])
+
+    for r in sorted(data["summary"], key=sort_key):
+        out.append(
+            f"| {_method_name(r['method'])} | {r['budget']} | {_pct(r['recall'])} | "
+            f"{_pct(r['all_found'])} | {_pct(r['f1'])} | {_num(r['reader_prompt_tokens'])} | "
+            f"{_num(r.get('scan_tokens_processed'))} |"
+        )
+    return "\n".join(out)
+
+
+def tuning_table(data: dict[str, Any]) -> str:
+    out = [f"Machine: {machine_line(data)}  ", f"Dev split: {data['items']} questions.", ""]
+    single = data["single_pass"]
+    best = {}
+    for r in single:
+        layer = r["retrieval_layer"]
+        if layer not in best or r["score"] > best[layer]["score"]:
+            best[layer] = r
+    mrr = data.get("synthetic_layer_mrr", {})
+    out += [
+        "| layer | best phrase_tokens | recall@128 (%) | recall@256 (%) | synthetic needle MRR |",
+        "|---|---|---|---|---|",
+    ]
+    for layer in sorted(best):
+        r = best[layer]
+        out.append(
+            f"| {layer} | {r['phrase_tokens']} | {_pct(r['recall@128'])} | "
+            f"{_pct(r['recall@256'])} | {mrr.get(str(layer), '–')} |"
+        )
+    layer = data["chosen"]["retrieval_layer"]
+    out += ["", f"phrase_tokens at layer {layer}:", ""]
+    out += ["| phrase_tokens | recall@128 (%) | recall@256 (%) |", "|---|---|---|"]
+    for r in single:
+        if r["retrieval_layer"] == layer:
+            out.append(
+                f"| {r['phrase_tokens']} | {_pct(r['recall@128'])} | {_pct(r['recall@256'])} |"
+            )
+    out += [
+        "",
+        "| chunk_tokens | top_k_tokens | cache recall (%) | all found (%) | cache tokens | "
+        "answer F1 (%) | recall@128 (%) | recall@256 (%) | seconds / question |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["sliding"]:
+        out.append(
+            f"| {r['chunk_tokens']} | {r['top_k_tokens']} | {_pct(r['recall'])} | "
+            f"{_pct(r['all_found'])} | {_num(r['cache_tokens'])} | {_pct(r['f1'])} | "
+            f"{_pct(r['recall@128'])} | {_pct(r['recall@256'])} | {r['seconds_per_item']:.3f} |"
+        )
+    out += ["", f"Chosen: `{json.dumps(data['chosen'])}`"]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.tables")
+    parser.add_argument("--results", default=str(RESULTS_DIR))
+    args = parser.parse_args(argv)
+    folder = Path(args.results)
+    for name, render in (
+        ("niah.json", niah_tables),
+        ("hotpotqa.json", hotpot_table),
+        ("hotpotqa_tuning.json", tuning_table),
+    ):
+        data = _load(name, folder)
+        if data is None:
+            print(f"<!-- {name}: not found -->\n")
+            continue
+        print(f"<!-- from bench/results/{name} -->")
+        print(render(data))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,17 +1,12 @@
-"""Node bookkeeping, prompt splitting and thread hand-off, checked without running the model."""
+"""Node bookkeeping and prompt splitting, checked without running the model."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
-import pytest
 from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeRelationship, TextNode
 from llama_index.retrievers.infiniretri._nodes import build_sources, sentence_node
 from llama_index.retrievers.infiniretri._prompt import split_prompt
-from llama_index.retrievers.infiniretri._threads import iterate_in_thread, run_in_thread
 
 from infiniretri import Sentence
 
@@ -120,64 +115,3 @@ def test_split_prompt_question_budget_and_short_prompts():
     assert words(question) <= 8
     assert document + question == long.rstrip() or long.startswith(document)
     assert split_prompt("What is 2+2?", words, 8) == ("What is 2+2?", "What is 2+2?")
-
-
-# -- threads --------------------------------------------------------------------------------
-
-
-def test_run_in_thread_cancel_reaches_the_worker():
-    started, seen = threading.Event(), threading.Event()
-
-    def work(cancel: threading.Event) -> None:
-        started.set()
-        if cancel.wait(timeout=30):
-            seen.set()
-
-    async def main() -> None:
-        task = asyncio.create_task(run_in_thread(work))
-        while not started.is_set():
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
-    assert seen.wait(timeout=30)
-
-
-def test_iterate_in_thread_hands_items_over_and_stops_when_the_consumer_does():
-    closed = threading.Event()
-
-    def numbers(cancel: threading.Event):
-        try:
-            for i in range(1000):
-                if cancel.wait(timeout=0.01):
-                    return
-                yield i
-        finally:
-            closed.set()
-
-    async def main() -> list[int]:
-        got = []
-        stream = iterate_in_thread(numbers)
-        async for item in stream:
-            got.append(item)
-            if len(got) == 3:
-                break
-        await stream.aclose()
-        return got
-
-    assert asyncio.run(main()) == [0, 1, 2]
-    assert closed.wait(timeout=30)
-
-
-def test_iterate_in_thread_raises_worker_errors():
-    def failing(cancel: threading.Event):
-        yield "ok"
-        raise ValueError("boom")
-
-    async def main() -> list[str]:
-        return [item async for item in iterate_in_thread(failing)]
-
-    with pytest.raises(ValueError, match="boom"):
-        asyncio.run(main())

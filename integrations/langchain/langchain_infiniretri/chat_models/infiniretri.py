@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infiniretri import Retrieval
+from infiniretri.aio import iterate_in_thread, run_in_thread
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel, LangSmithParams
@@ -19,7 +20,6 @@ from pydantic import Field, field_validator
 from langchain_infiniretri import _answer
 from langchain_infiniretri._documents import check_k, coerce_documents
 from langchain_infiniretri._engine import InfiniRetriEngineMixin
-from langchain_infiniretri._threads import iterate_in_thread, run_in_thread
 from langchain_infiniretri.chat_models._messages import ChatRequest, build_request
 
 _CALL_KWARGS = frozenset({"documents", "max_tokens", "model", "temperature", "stream"})

@@ -6,13 +6,13 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
+from infiniretri.aio import run_in_thread
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import field_validator
 
 from langchain_infiniretri._documents import check_k, check_question, sentences_to_documents
 from langchain_infiniretri._engine import InfiniRetriEngineMixin
-from langchain_infiniretri._threads import run_in_thread
 
 
 class InfiniRetriCompressor(InfiniRetriEngineMixin, BaseDocumentCompressor):

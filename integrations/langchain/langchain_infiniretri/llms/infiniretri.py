@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from infiniretri import Answer
+from infiniretri.aio import iterate_in_thread, run_in_thread
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.documents import Document
 from langchain_core.language_models import LLM
@@ -18,7 +19,6 @@ from langchain_infiniretri import _answer
 from langchain_infiniretri._documents import check_k, check_question, coerce_documents
 from langchain_infiniretri._engine import InfiniRetriEngineMixin
 from langchain_infiniretri._split import DEFAULT_SPLIT_TEMPLATE, PromptSplitter
-from langchain_infiniretri._threads import iterate_in_thread, run_in_thread
 
 _CALL_KWARGS = frozenset({"context", "question", "max_tokens"})
 

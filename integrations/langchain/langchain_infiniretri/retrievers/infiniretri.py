@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from infiniretri import InfiniRetri, Retrieval
+from infiniretri.aio import run_in_thread
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
@@ -23,7 +24,6 @@ from langchain_infiniretri._documents import (
     texts_to_documents,
 )
 from langchain_infiniretri._engine import InfiniRetriEngineMixin
-from langchain_infiniretri._threads import run_in_thread
 
 
 class InfiniRetriRetriever(InfiniRetriEngineMixin, BaseRetriever):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from infiniretri import InfiniRetri
+from infiniretri.aio import run_in_thread
 from langchain_core.documents import Document
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
@@ -18,7 +19,6 @@ from langchain_infiniretri._documents import (
     coerce_documents,
     sentences_to_documents,
 )
-from langchain_infiniretri._threads import run_in_thread
 from langchain_infiniretri.retrievers import InfiniRetriRetriever
 
 DEFAULT_TOOL_NAME = "long_document_qa"

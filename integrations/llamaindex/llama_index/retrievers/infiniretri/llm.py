@@ -19,10 +19,10 @@ from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 
 from infiniretri import Answer, InfiniRetri
+from infiniretri.aio import iterate_in_thread, run_in_thread
 
 from ._engine import EngineSlot, split_engine_kwargs
 from ._prompt import split_prompt
-from ._threads import iterate_in_thread, run_in_thread
 
 DEFAULT_CONTEXT_WINDOW = 1 << 20
 DEFAULT_MAX_NEW_TOKENS = 256

@@ -12,10 +12,10 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from infiniretri import InfiniRetri
+from infiniretri.aio import run_in_thread
 
 from ._engine import EngineSlot, split_engine_kwargs
 from ._nodes import build_sources, sentence_nodes
-from ._threads import run_in_thread
 from .retriever import check_query, check_top
 
 

@@ -27,10 +27,10 @@ from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
 from llama_index.core.settings import Settings
 
 from infiniretri import Answer, InfiniRetri, Retrieval
+from infiniretri.aio import iterate_in_thread, run_in_thread
 
 from ._engine import EngineSlot
 from ._nodes import build_sources
-from ._threads import iterate_in_thread, run_in_thread
 from .retriever import (
     InfiniRetriCacheScan,
     InfiniRetriRetriever,

@@ -13,10 +13,10 @@ from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
 from llama_index.core.settings import Settings
 
 from infiniretri import InfiniRetri, Retrieval
+from infiniretri.aio import run_in_thread
 
 from ._engine import EngineSlot
 from ._nodes import SourceText, build_sources, sentence_nodes
-from ._threads import run_in_thread
 
 
 def check_query(query_bundle: QueryBundle | None) -> str:

@@ -1,4 +1,4 @@
-"""The off-loop helpers: results, errors, and cancellation reaching the worker thread."""
+"""infiniretri.aio: results, errors, and cancellation reaching the worker thread."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from langchain_infiniretri._threads import iterate_in_thread, run_in_thread
+from infiniretri.aio import iterate_in_thread, run_in_thread
 
 
 async def test_run_in_thread_returns_and_raises():

@@ -1,8 +1,9 @@
-"""Run the engine's blocking work off the event loop, cancelling it when the caller goes away.
+"""Run the engine's blocking work off an asyncio event loop, cancelling it with the caller.
 
-The engine checks a ``threading.Event`` between chunks of a scan; these helpers create one per
-call, hand it to the work, and set it when the awaiting task is cancelled or the consumer of a
-stream stops early, so the worker thread stops at its next check instead of running on.
+The engine checks a ``threading.Event`` before each chunk of a scan (``cancel=``). These helpers
+create one per call, hand it to the work, and set it when the awaiting task is cancelled or the
+consumer of a stream stops early, so the worker thread stops at its next check instead of running
+on. Integrations (LangChain, LlamaIndex) build their async methods on them.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ async def iterate_in_thread(
                 close = getattr(iterator, "close", None)
                 if close is not None:
                     close()
-        except BaseException as error:
+        except BaseException as error:  # handed to the consumer, raised there
             post(_DONE, error)
         else:
             post(_DONE)

@@ -2,6 +2,7 @@
 
 Each unit is read by the model as ``" " + text``. A sentence longer than ``max_tokens`` is cut
 into consecutive pieces of at most ``max_tokens`` tokens; each piece keeps exact offsets.
+Text that spells a special token (``<|im_end|>``) is read as plain text, never as that token.
 """
 
 from __future__ import annotations
@@ -35,12 +36,16 @@ class Segmenter:
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.splitter = splitter or SentenceSplitter()
+        # Hugging Face tokenizers: read "<|im_end|>" in a document as text, not as the token.
+        self._options = {"add_special_tokens": False}
+        if hasattr(tokenizer, "split_special_tokens"):
+            self._options["split_special_tokens"] = True
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text as read mid-document (with a leading space)."""
         if not texts:
             return []
-        encoded = self.tokenizer([" " + t for t in texts], add_special_tokens=False)
+        encoded = self.tokenizer([" " + t for t in texts], **self._options)
         return [list(ids) for ids in encoded["input_ids"]]
 
     def units(self, documents: Sequence[DocumentReader]) -> Iterator[Unit]:
@@ -69,23 +74,34 @@ class Segmenter:
             yield from self._cut_by_halving(doc_index, start, text)
 
     def _cut_by_offsets(self, doc_index: int, start: int, text: str) -> Iterator[Unit]:
-        enc = self.tokenizer(" " + text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = self.tokenizer(" " + text, return_offsets_mapping=True, **self._options)
         ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
-        # Piece boundaries: the char where each group's first token starts (minus the space).
-        bounds = [0]
-        for first in range(self.max_tokens, len(ids), self.max_tokens):
-            char = max(0, offsets[first][0] - 1)
-            if char > bounds[-1]:
-                bounds.append(char)
-        bounds.append(len(text))
-        token_starts = [max(0, off[0] - 1) for off in offsets]
-        t = 0
-        for a, b in zip(bounds, bounds[1:]):
-            piece_ids = []
-            while t < len(ids) and (token_starts[t] < b or b == len(text)):
-                piece_ids.append(ids[t])
-                t += 1
-            yield from self._emit(doc_index, start, text, a, b, piece_ids)
+        # Greedy groups of at most max_tokens tokens, each ending where a character ends: a
+        # character made of several byte tokens (CJK, emoji) is never split between two pieces,
+        # so every piece's ids are exactly its text's and no token is lost.
+        n, first, a = len(ids), 0, 0
+        while first < n:
+            cut = self._piece_end(offsets, first, a)
+            b = len(text) if cut >= n else offsets[cut][0] - 1
+            yield from self._emit(doc_index, start, text, a, b, ids[first:cut])
+            first, a = cut, b
+
+    def _piece_end(self, offsets, first: int, a: int) -> int:
+        """The token that starts the next piece (``len(offsets)``: none)."""
+        n = len(offsets)
+        limit = first + self.max_tokens
+        if limit >= n:
+            return n
+
+        def clean(i: int) -> bool:  # token i starts a character of its own, after ``a``
+            return offsets[i - 1][1] <= offsets[i][0] and offsets[i][0] - 1 > a
+
+        for cut in range(limit, first, -1):
+            if clean(cut):
+                return cut
+        # One character needs more than max_tokens tokens: end it where it ends (``_emit``
+        # keeps its first max_tokens ids).
+        return next((cut for cut in range(limit + 1, n) if clean(cut)), n)
 
     def _cut_by_halving(self, doc_index: int, start: int, text: str) -> Iterator[Unit]:
         pending = [(0, len(text))]

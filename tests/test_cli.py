@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -142,3 +143,126 @@ def test_console_script_reads_stdin_with_the_embedded_model(doc_file):
     result = json.loads(done.stdout)
     assert FACT in [s["text"] for s in result["sentences"]]
     assert "biscuit" in result["answer"].lower()
+
+
+# -- reliability (issue 7): every bad input is one line on stderr and exit status 2 -----------
+
+
+def tiny_args(tiny_model_dir, *extra):
+    return ["--model", tiny_model_dir, "--retrieval-layer", "1", "--max-new-tokens", "2", *extra]
+
+
+def assert_clean_error(code, err, message):
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+BAD_DOCUMENTS = [
+    (b"", "empty or whitespace"),
+    (b" \r\n\t\n" * 500, "empty or whitespace"),
+    (b"\x00" * 4096, "NUL"),
+    (b"fine text. " * 10 + b"\xc3\x28 broken", "undecodable byte at offset 110"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_DOCUMENTS)
+def test_bad_document_files_and_stdin(
+    tiny_model_dir, tmp_path, capsys, monkeypatch, content, message
+):
+    path = tmp_path / "doc.txt"
+    path.write_bytes(content)
+    code, _, err = run_cli(["ask", path, "-q", "Why?", *tiny_args(tiny_model_dir)], capsys)
+    assert_clean_error(code, err, message)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(content)))
+    code, _, err = run_cli(["ask", "-", "-q", "Why?", *tiny_args(tiny_model_dir)], capsys)
+    assert_clean_error(code, err, message)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--top-k-tokens", "-1", "top_k_tokens must be a positive integer"),
+        ("--phrase-tokens", "0", "phrase_tokens must be a positive integer"),
+        ("--max-cache-tokens", "0", "max_cache_tokens must be a positive integer"),
+        ("--chunk-tokens", "100000", "chunk_tokens=100000 is too large"),
+        ("--max-new-tokens", "0", "max_new_tokens must be a positive integer"),
+        ("--retrieval-layer", "99", "retrieval_layer=99 is out of range"),
+        ("--dtype", "float99", "dtype must be a torch.dtype"),
+    ],
+)
+def test_bad_numbers_and_settings(tiny_model_dir, doc_file, capsys, flag, value, message):
+    args = ["ask", doc_file, "-q", "Why?", *tiny_args(tiny_model_dir), flag, value]
+    code, _, err = run_cli(args, capsys)
+    assert_clean_error(code, err, message)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--chunk-tokens", "abc", "invalid int value: 'abc'"),
+        ("--retrieval-layer", "last", "must be an integer or 'auto', got 'last'"),
+    ],
+)
+def test_unparsable_numbers_are_usage_errors(doc_file, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exited:
+        main(["ask", str(doc_file), "-q", "Why?", flag, value])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_model_folder_without_safe_weights(tmp_path, doc_file, capsys):
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    code, _, err = run_cli(["ask", doc_file, "-q", "Why?", "--model", empty], capsys)
+    assert_clean_error(code, err, "holds no model weights")
+    pickled = tmp_path / "pickled-model"
+    pickled.mkdir()
+    (pickled / "config.json").write_text("{}")
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    code, _, err = run_cli(["ask", doc_file, "-q", "Why?", "--model", pickled], capsys)
+    assert_clean_error(code, err, "pickle weights")
+
+
+NOT_YET_CLEAN = pytest.mark.xfail(
+    strict=True, reason="a crash from transformers/torch; fix proposed to the lead (issue 7)"
+)
+
+
+@NOT_YET_CLEAN
+def test_model_path_that_is_a_text_file(doc_file, capsys):
+    code, _, err = run_cli(["ask", doc_file, "-q", "Why?", "--model", doc_file], capsys)
+    assert_clean_error(code, err, "model")
+
+
+@NOT_YET_CLEAN
+def test_unknown_device(tiny_model_dir, doc_file, capsys):
+    args = ["ask", doc_file, "-q", "Why?", *tiny_args(tiny_model_dir), "--device", "tpu"]
+    code, _, err = run_cli(args, capsys)
+    assert_clean_error(code, err, "device")
+
+
+def test_document_text_is_never_a_path_nor_evaluated(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """A document naming a file, or holding template and shell syntax, is read as plain text."""
+    monkeypatch.chdir(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("The vault code is 8812.", encoding="utf-8")
+    tricky = (
+        f"{secret}\n\n"
+        "Total {{ 7*7 }} and {context} then {question}. "
+        "Run $(touch pwned1) and `touch pwned2` now. "
+        "Format %s %(x)s {0} ${HOME} __import__('os').system('touch pwned3')."
+    )
+    doc = tmp_path / "doc.txt"
+    doc.write_text(tricky, encoding="utf-8")
+    args = ["ask", doc, "-q", "What is the vault code?", "--json", *tiny_args(tiny_model_dir)]
+    code, out, _ = run_cli([*args, "--chunk-tokens", "64"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    texts = [s["text"] for s in result["sentences"]]
+    assert str(secret) in texts  # the path is a sentence of the document, never opened
+    assert "8812" not in out
+    for s in result["sentences"]:
+        assert tricky[s["char_start"] : s["char_end"]] == s["text"]
+    assert not list(tmp_path.glob("pwned*"))
+    assert "49" not in " ".join(texts)

@@ -166,7 +166,9 @@ def _worker(index, config, timing_q, tasks, results, go, deadline_end) -> None:
     go.wait()
     while (cell := tasks.get()) is not None:
         left = deadline_end - time.time()
-        guess = rate.get(cell["method"], 0.0) * cell["length"]
+        # Scan cost grows with the length; full context reads one window whatever the length.
+        scale = cell["length"] if cell["method"] != "full_context" else 1
+        guess = rate.get(cell["method"], 0.0) * scale
         if left < 5 or guess > left:
             results.put(("skip", index, cell))
             continue
@@ -179,9 +181,8 @@ def _worker(index, config, timing_q, tasks, results, go, deadline_end) -> None:
 
 def _learn(rate: dict[str, float], record: dict[str, Any]) -> None:
     if "seconds" in record:
-        rate[record["method"]] = max(
-            rate.get(record["method"], 0.0), record["seconds"] / record["length"]
-        )
+        scale = record["length"] if record["method"] != "full_context" else 1
+        rate[record["method"]] = max(rate.get(record["method"], 0.0), record["seconds"] / scale)
 
 
 # =========================================================================== the grid
@@ -411,7 +412,11 @@ def plot(args: argparse.Namespace) -> list[Path]:
             score = np.nanmean(grid_values) if np.isfinite(grid_values).any() else float("nan")
             ax.set_title(f"{title}: {score:.1%} of {int(np.isfinite(grid_values).sum())} cells")
         model = (data.get("engine") or {}).get("model", "")
-        fig.suptitle(f"Needle in a haystack - {method} - {model} - {where}", fontsize=11)
+        fig.suptitle(
+            f"Needle in a haystack - {method} - {model} - {where} (green: hit, red: miss, "
+            "grey: not run)",
+            fontsize=11,
+        )
         path = Path(args.outdir) / f"niah_{method}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)

@@ -79,19 +79,32 @@ def niah_tables(data: dict[str, Any]) -> str:
             cells = []
             for n in lengths:
                 row = next((r for r in rows if r["method"] == method and r["length"] == n), None)
-                cells.append(_pct(row[field]) if row else "not run")
+                if row is None:
+                    cells.append("not run")
+                elif row["cells"] < len(data["depths"]):
+                    cells.append(f"{_pct(row[field])} ({row['cells']} depths)")
+                else:
+                    cells.append(_pct(row[field]))
             out.append(f"| {NAMES.get(method, method)} | {label} | " + " | ".join(cells) + " |")
-    out += ["", "Cost per document (the cells at one depth, each run alone on the machine):", ""]
+    workers = data.get("workers", 1)
+    out += [
+        "",
+        "Cost per document, mean over the depths run (time and memory: the 50% depth cell run "
+        f"alone on the machine where `timed` says alone, else all cells, run beside "
+        f"{workers - 1} other worker processes sharing the GPU):",
+        "",
+    ]
     out += [
         "| method | length | doc tokens | tokens the answer reads | tokens through the model "
-        "| seconds | peak GPU MiB | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| seconds | timed | peak GPU MiB | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
             f"| {NAMES.get(r['method'], r['method'])} | {_short(r['length'])} | "
             f"{_num(r['doc_tokens'])} | {_num(r['read_tokens'])} | {_num(r['tokens_processed'])} | "
-            f"{_num(r['seconds'], 1)} | {_num(r['peak_gpu_mib'])} | {_num(r['peak_rss_mib'])} |"
+            f"{_num(r['seconds'], 1)} | {'alone' if r.get('timing') == 'alone' else 'shared'} | "
+            f"{_num(r['peak_gpu_mib'])} | {_num(r['peak_rss_mib'])} |"
         )
     return "\n".join(out)
 
@@ -121,6 +134,55 @@ def hotpot_table(data: dict[str, Any]) -> str:
             f"{_pct(r['all_found'])} | {_pct(r['f1'])} | {_num(r['reader_prompt_tokens'])} | "
             f"{_num(r.get('scan_tokens_processed'))} |"
         )
+    return "\n".join(out)
+
+
+def paired_differences(
+    items: list[dict[str, Any]], method: str, other: str, budget, metric: str, seed: int = 0
+) -> tuple[float, float, float] | None:
+    """Mean per-question difference ``method - other`` and its 95% bootstrap interval."""
+    import random
+
+    diffs = []
+    for item in items:
+        runs = {(r["method"], str(r["budget"])): r for r in item["runs"]}
+        a, b = runs.get((method, str(budget))), runs.get((other, str(budget)))
+        if a is None or b is None:
+            continue
+        if metric == "recall":
+            if a["hits"] is None or b["hits"] is None:
+                continue
+            diffs.append(sum(a["hits"]) / len(a["hits"]) - sum(b["hits"]) / len(b["hits"]))
+        else:
+            diffs.append(a[metric] - b[metric])
+    if not diffs:
+        return None
+    rng = random.Random(seed)
+    n = len(diffs)
+    means = sorted(sum(rng.choice(diffs) for _ in range(n)) / n for _ in range(2000))
+    return sum(diffs) / n, means[49], means[1949]
+
+
+def hotpot_paired_table(data: dict[str, Any]) -> str:
+    method = f"infiniretri_c{data['engine']['chunk_tokens']}"
+    out = [
+        f"Per-question differences, {_method_name(method)} minus each baseline (mean and 95% "
+        "bootstrap interval, 2,000 resamples), in points:",
+        "",
+        "| budget | baseline | recall difference | answer F1 difference |",
+        "|---|---|---|---|",
+    ]
+    for budget in data["budgets"]:
+        for other in ("bm25", "dense_minilm", "random"):
+            cells = []
+            for metric in ("recall", "f1"):
+                d = paired_differences(data["items"], method, other, budget, metric)
+                cells.append(
+                    "–"
+                    if d is None
+                    else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
+                )
+            out.append(f"| {budget} | {NAMES[other]} | {cells[0]} | {cells[1]} |")
     return "\n".join(out)
 
 
@@ -175,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, render in (
         ("niah.json", niah_tables),
         ("hotpotqa.json", hotpot_table),
+        ("hotpotqa.json", hotpot_paired_table),
         ("hotpotqa_tuning.json", tuning_table),
     ):
         data = _load(name, folder)

@@ -159,6 +159,8 @@ class InfiniRetriLLM(CustomLLM):
                 if piece:
                     text += piece
                     yield CompletionResponse(text=text, delta=piece)
+            if not text:  # an empty answer is one empty response (LlamaIndex needs at least one)
+                yield CompletionResponse(text="", delta="")
         finally:
             close = getattr(stream, "close", None)
             if close is not None:

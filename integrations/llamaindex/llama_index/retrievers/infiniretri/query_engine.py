@@ -36,6 +36,7 @@ from .retriever import (
     InfiniRetriRetriever,
     SourceReader,
     check_query,
+    check_query_input,
     nodes_of_index,
 )
 
@@ -187,6 +188,14 @@ class InfiniRetriQueryEngine(BaseQueryEngine):
         )
 
     # -- query -------------------------------------------------------------------------------
+
+    def query(self, str_or_query_bundle: str | QueryBundle) -> RESPONSE_TYPE:
+        check_query_input(str_or_query_bundle)
+        return super().query(str_or_query_bundle)
+
+    async def aquery(self, str_or_query_bundle: str | QueryBundle) -> RESPONSE_TYPE:
+        check_query_input(str_or_query_bundle)
+        return await super().aquery(str_or_query_bundle)
 
     def _query(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
         query = check_query(query_bundle)

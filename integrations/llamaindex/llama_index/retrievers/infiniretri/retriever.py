@@ -21,10 +21,17 @@ from ._nodes import SourceText, build_sources, sentence_nodes
 
 def check_query(query_bundle: QueryBundle | None) -> str:
     """The query string, or a ``ValueError`` when there is none."""
-    query = query_bundle.query_str if query_bundle is not None else None
+    # Not a QueryBundle (bytes, a number...): LlamaIndex passes anything but str through.
+    query = getattr(query_bundle, "query_str", None)
     if not isinstance(query, str) or not query.strip():
         raise ValueError("query must be a non-empty string")
     return query
+
+
+def check_query_input(value: object) -> None:
+    """A ``ValueError`` naming the type when a query is neither text nor a ``QueryBundle``."""
+    if not isinstance(value, (str, QueryBundle)):
+        raise ValueError(f"query must be a string or a QueryBundle, got {type(value).__name__}")
 
 
 def check_top(name: str, value: int | None) -> int | None:
@@ -164,6 +171,14 @@ class InfiniRetriRetriever(BaseRetriever):
     @property
     def similarity_top_k(self) -> int | None:
         return self._similarity_top_k
+
+    def retrieve(self, str_or_query_bundle: str | QueryBundle) -> list[NodeWithScore]:
+        check_query_input(str_or_query_bundle)
+        return super().retrieve(str_or_query_bundle)
+
+    async def aretrieve(self, str_or_query_bundle: str | QueryBundle) -> list[NodeWithScore]:
+        check_query_input(str_or_query_bundle)
+        return await super().aretrieve(str_or_query_bundle)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         retrieval = self._reader.scan(check_query(query_bundle))

@@ -1,6 +1,7 @@
 """Stress checks: concurrency, cancellation and flat memory, at full size, on this machine.
 
     python bench/stress.py                       # everything; writes bench/results/stress.json
+    python bench/stress.py section               # bench/RELIABILITY_SECTION.md from that JSON
     python bench/stress.py memory --tokens 20000 200000 --out -   # memory only, JSON to stdout
 
 A tiny random-weight Llama (64 hidden units, 2 layers, the embedded tokenizer; attention read at
@@ -429,13 +430,133 @@ def run_all(doc_tokens: int, sizes: list[int]) -> dict[str, Any]:
     }
 
 
+SECTION = Path(__file__).resolve().parent / "RELIABILITY_SECTION.md"
+
+
+def render_section(results: dict[str, Any]) -> str:
+    """The README's reliability section; every number in it comes from ``results``."""
+    lc = results["integrations"]["langchain.InfiniRetriRetriever.ainvoke"]
+    li = results["integrations"]["llamaindex.InfiniRetriQueryEngine.aquery"]
+    memory, summary, machine = results["memory"], results["summary"], results["meta"]["machine"]
+    small, large = memory["runs"][0], memory["runs"][-1]
+
+    def concurrency(r: dict[str, Any]) -> str:
+        c = r["concurrency"]
+        return (
+            f"{c['failures']} failures, {c['mismatches']} mismatches against the same "
+            f"{c['calls']} calls made one at a time ({c['distinct_results']} distinct results); "
+            f"up to {c['most_scans_in_flight']} scans in flight; the event loop ticked "
+            f"{c['heartbeat_ticks_during_scans']} times while scans ran"
+        )
+
+    def cancellation(r: dict[str, Any]) -> str:
+        c = r["cancellation"]
+        return (
+            f"{c['cancelled_scans_stopped']} of {c['cancelled']} scans stopped, at most "
+            f"{c['max_chunks_read_after_cancel']} chunk read after the cancel (a full scan reads "
+            f"{c['chunks_of_a_full_scan']}); the other {c['calls'] - c['cancelled']} calls: "
+            f"{c['survivor_failures']} failures, {c['survivor_mismatches']} mismatches; engine "
+            f"usable afterwards: {'yes' if c['engine_usable_after'] else 'NO'}"
+        )
+
+    n_lc, n_li = lc["concurrency"]["calls"], li["concurrency"]["calls"]
+    rows = [
+        (
+            f"{n_lc} concurrent LangChain `retriever.ainvoke`, each with its own question, "
+            f"over a {results['document_tokens']:,}-token document",
+            concurrency(lc),
+        ),
+        (
+            f"{n_li} concurrent LlamaIndex `query_engine.aquery` (scan and answer), same document",
+            concurrency(li),
+        ),
+        (
+            f"the same {n_lc} LangChain calls, every other one cancelled after its scan's "
+            "first chunk",
+            cancellation(lc),
+        ),
+        (f"the same {n_li} LlamaIndex calls, every other one cancelled", cancellation(li)),
+        (
+            f"a generated document streamed from a file: {small['tokens_read']:,} then "
+            f"{large['tokens_read']:,} tokens",
+            f"peak RSS {small['peak_rss_mb']} MB then {large['peak_rss_mb']} MB: "
+            f"{memory['rss_growth_mb']} MB more for "
+            f"{large['tokens_read'] / small['tokens_read']:.0f}x the text (bound: "
+            f"{memory['bound_mb']:.0f} MB); Python objects at peak {small['python_heap_peak_mb']}"
+            f" MB then {large['python_heap_peak_mb']} MB; offsets exact: "
+            f"{'yes' if small['offsets_exact'] and large['offsets_exact'] else 'NO'}",
+        ),
+    ]
+    table = "\n".join(f"| {check} | {result} |" for check, result in rows)
+    setting = (
+        f"a tiny random-weight Llama on a {machine['cpu_count']}-core {machine['cpu']} CPU, "
+        f"torch on {results['model']['torch_threads']} thread"
+    )
+    return (
+        SECTION_TEMPLATE.replace("{setting}", setting)
+        .replace("{table}", table)
+        .replace("{calls}", str(summary["async_calls"]))
+        .replace("{failures}", str(summary["failures"]))
+        .replace("{mismatches}", str(summary["mismatches"]))
+    )
+
+
+SECTION_TEMPLATE = """## Reliability
+
+InfiniRetri is built to sit behind chains, query pipelines and agents that serve many requests.
+`bench/stress.py` checks that at full size and writes `bench/results/stress.json`, quoted here.
+Setting: {setting}.
+The checks are about the engine and the integrations, not answer quality; every call shares one
+engine.
+
+| check | result |
+|---|---|
+{table}
+
+In all, {calls} concurrent async calls: {failures} failures, {mismatches} mismatches.
+
+The test suite holds the same properties at every public entry point (the engine, `infiniretri
+ask`, the LangChain and LlamaIndex classes):
+
+- **Bad input** gets a `ValueError` naming the argument (or exit status 2 and one line on stderr
+  from the CLI), never a crash from inside torch or a hang: empty or whitespace documents, empty
+  or non-string questions, invalid numbers, a directory, undecodable bytes (with their offset),
+  NUL-filled text; a bad question or number is refused before any model work. A tokenizer
+  without a chat template gets the documented plain-text prompt. A multi-megabyte document with
+  no whitespace is read to its end, and no text longer than a capped sentence ever reaches the
+  tokenizer.
+- **Offsets are exact**: property-based tests (hypothesis) over random Unicode (combining marks,
+  CJK, emoji, `\\r\\n`, control characters, special-token text), random sentence shapes, piece
+  boundaries, chunk sizes and sentence caps check `document[char_start:char_end] == text`, that
+  sentences never overlap and that no non-space character is dropped, from the sentence
+  splitter up to the engine reading a file.
+- **Concurrency and cancellation**: concurrent calls match one-at-a-time calls; a scan held
+  mid-flight proves the event loop keeps running; cancelling any async call of either
+  integration (retrievers, compressor, query engines, LLMs, chat model, tool, postprocessor,
+  streams) stops its scan before its next chunk and leaves the engine usable.
+- **Memory** stays flat as a streamed file grows (a smaller version of the check above runs in
+  the test suite).
+- **Safety**: `trust_remote_code` is off unless the caller turns it on (custom model code never
+  runs by default, through the engine or the integrations); weights load from safetensors or
+  GGUF only, never from pickle files, unless the caller passes `allow_pickle=True`; document text
+  is never used as a path (only `os.PathLike` opens a file), never formatted or evaluated, and
+  text that spells a special token (`<|im_end|>`) is read as text, not as that token.
+
+Reproduce with `python bench/stress.py` (it rewrites the JSON and this section).
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="?", choices=["all", "memory"], default="all")
+    parser.add_argument("what", nargs="?", choices=["all", "memory", "section"], default="all")
     parser.add_argument("--tokens", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--doc-tokens", type=int, default=20_000, help="concurrency document")
     parser.add_argument("--out", default=str(RESULTS), help="JSON file, or - for stdout")
     args = parser.parse_args(argv)
+    if args.what == "section":
+        SECTION.write_text(render_section(json.loads(RESULTS.read_text())), encoding="utf-8")
+        print(f"stress: wrote {SECTION}", file=sys.stderr)
+        return 0
     torch.set_num_threads(1)
     payload = (
         check_memory(args.tokens)
@@ -448,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench.common import write_json
 
         print(f"stress: wrote {write_json(Path(args.out), payload)}", file=sys.stderr)
+        if args.what == "all" and Path(args.out).resolve() == RESULTS:
+            SECTION.write_text(render_section(json.loads(RESULTS.read_text())), encoding="utf-8")
     ok = payload["within_bound"] if args.what == "memory" else payload["summary"]["ok"]
     return 0 if ok else 1
 

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
+import torch
 
 from infiniretri import InfiniRetri, ScanCancelled
 from infiniretri.testing import tiny_model
@@ -100,6 +101,16 @@ class WatchedEngine(InfiniRetri):
         return result
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Pin torch to one thread while this module runs (restored after): the model is tiny, and
+    six worker threads each starting a team of torch threads oversubscribe a small machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def model_and_tokenizer():
     return tiny_model("llama", layers=2)
@@ -113,7 +124,7 @@ def engine(model_and_tokenizer):
 
 @pytest.fixture(scope="module")
 def document() -> str:
-    return prose(70, seed=7)  # about 800 tokens: a dozen chunks or more
+    return prose(45, seed=7)  # about 500 tokens: ten chunks or more
 
 
 # -- concurrency ---------------------------------------------------------------------------------

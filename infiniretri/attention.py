@@ -11,6 +11,7 @@ forward pass: layers above it never run.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import sys
 from dataclasses import dataclass, field
 
@@ -21,6 +22,26 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 CAPTURE_KWARG = "infiniretri_capture"
 _PREFIX = "infiniretri_"
+
+
+_CAUSAL_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "infiniretri_causal_only", default=False
+)
+
+
+@contextlib.contextmanager
+def causal_only():
+    """Within this context, a forward without padding mask builds no mask tensor (SDPA only).
+
+    Transformers materialises a ``(B, 1, T, T)`` mask while a CUDA graph is being recorded (it
+    cannot check the position ids for packed sequences then), which costs memory and moves SDPA
+    off its flash kernel. Capture forwards are plain causal: SDPA's ``is_causal`` is exact.
+    """
+    token = _CAUSAL_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CAUSAL_ONLY.reset(token)
 
 
 class _StopForward(Exception):
@@ -117,6 +138,24 @@ def _make_wrapper(base: str):
     return attention
 
 
+def _make_mask(function, sdpa: bool):
+    def mask(*args, **kwargs):
+        if (
+            sdpa
+            and _CAUSAL_ONLY.get()
+            and kwargs.get("attention_mask") is None
+            and kwargs.get("q_length") == kwargs.get("kv_length")
+            and not kwargs.get("q_offset")
+            and not kwargs.get("kv_offset")
+            and (kwargs.get("local_size") is None or kwargs["kv_length"] <= kwargs["local_size"])
+        ):
+            return None  # plain causal: SDPA's is_causal
+        return function(*args, **kwargs)
+
+    mask.__name__ = f"{_PREFIX}mask"
+    return mask
+
+
 def install_capture(model) -> str:
     """Route ``model``'s attention through the capturing wrapper of its current implementation.
 
@@ -130,7 +169,9 @@ def install_capture(model) -> str:
         AttentionInterface.register(name, _make_wrapper(base))
     if name not in ALL_MASK_ATTENTION_FUNCTIONS:
         mask_base = base if base in ALL_MASK_ATTENTION_FUNCTIONS else "sdpa"
-        AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[mask_base])
+        AttentionMaskInterface.register(
+            name, _make_mask(ALL_MASK_ATTENTION_FUNCTIONS[mask_base], base == "sdpa")
+        )
     if current != name:
         model.set_attn_implementation(name)
     return base

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -12,13 +11,14 @@ import torch
 from .attention import capture, decoder_layers, install_capture, text_config
 from .cache import SentenceCache
 from .calibration import NeedleTrial, best_layer, model_key, rank_layers, store_layer, stored_layer
-from .chunking import pack_chunks
-from .errors import ScanCancelled
-from .generation import GenerationCounter, end_token_ids, stream_greedy
+from .forward import ForwardRunner
+from .generation import GenerationCounter, end_token_ids, greedy_batch, stream_greedy
 from .loading import MODEL_ID_ATTR, load_model
+from .prep import PrepPool, default_workers
 from .prompt import DEFAULT_PROMPT, PromptLayout
 from .results import Answer, Retrieval, Sentence, Stats
-from .scoring import phrase_scores, select_units
+from .scan import ScanItem, StepSettings, run_scan
+from .scoring import phrase_scores
 from .segments import Segmenter, Unit
 from .sources import Source, open_documents
 
@@ -28,6 +28,9 @@ MIN_CACHE_TOKENS = 64
 """The least room the cache must have next to a chunk and the question."""
 
 DEFAULT_MAX_SENTENCE_TOKENS = 128
+
+DEFAULT_BATCH_SIZE = 16
+"""Pairs scanned together by ``retrieve_batch`` and ``answer_batch``."""
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -54,6 +57,21 @@ def _check_stop(stop: Any) -> tuple[str, ...]:
     raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
 
 
+def _check_pairs(pairs: Any) -> list[tuple[Any, Any]]:
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+        raise ValueError(
+            f"pairs must be a list of (source, question) pairs, got {type(pairs).__name__}"
+        )
+    if len(pairs) == 0:
+        raise ValueError("pairs is empty; give at least one (source, question) pair")
+    checked = []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ValueError(f"pairs[{i}] must be a (source, question) pair, got {pair!r:.80}")
+        checked.append((pair[0], pair[1]))
+    return checked
+
+
 def context_window(model, tokenizer) -> int:
     """Tokens the model can read at once."""
     config = text_config(model)
@@ -78,6 +96,11 @@ class InfiniRetri:
             next to a chunk and the question.
         prompt_template: the user turn, with ``{context}`` before ``{question}``.
         max_sentence_tokens: longer sentences are cut into pieces of at most this many tokens.
+        prep_workers: processes that split and tokenize long documents ahead of the scan;
+            ``None`` picks 0 on a CPU and up to 8 on a GPU. Results do not depend on it.
+        cuda_graphs: on CUDA, replay the scan's forward passes as CUDA graphs (recorded once per
+            padded shape). Results do not depend on it.
+        batch_size: pairs that ``retrieve_batch`` and ``answer_batch`` run together.
     """
 
     def __init__(
@@ -92,6 +115,9 @@ class InfiniRetri:
         *,
         prompt_template: str = DEFAULT_PROMPT,
         max_sentence_tokens: int | None = None,
+        prep_workers: int | None = None,
+        cuda_graphs: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         if model is None or not hasattr(model, "config"):
             raise ValueError("model must be a Hugging Face causal language model")
@@ -123,10 +149,23 @@ class InfiniRetri:
         _positive_int("max_sentence_tokens", sentence_cap)
         self.max_sentence_tokens = min(sentence_cap, self.chunk_tokens)
         self.segmenter = Segmenter(tokenizer, self.max_sentence_tokens)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        if prep_workers is not None and (
+            isinstance(prep_workers, bool) or not isinstance(prep_workers, int) or prep_workers < 0
+        ):
+            raise ValueError(f"prep_workers must be a non-negative integer, got {prep_workers!r}")
+        self.prep_workers = prep_workers
+        self.cuda_graphs = bool(cuda_graphs)
         install_capture(model)
         self._end_ids = end_token_ids(model, tokenizer)
         config = text_config(model)
         self._heads = int(config.num_attention_heads)
+        self._pad_id = next(
+            (int(i) for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0
+        )
+        workers = default_workers(self.device.type) if prep_workers is None else prep_workers
+        self._prep = PrepPool(self.segmenter, workers)
+        self._runner = ForwardRunner(model, self._pad_id, graphs=self.cuda_graphs)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -162,6 +201,9 @@ class InfiniRetri:
             "max_cache_tokens": self.max_cache_tokens,
             "prompt_template": self.prompt_template,
             "max_sentence_tokens": self.max_sentence_tokens,
+            "prep_workers": self.prep_workers,
+            "cuda_graphs": self.cuda_graphs,
+            "batch_size": self.batch_size,
         }
         unknown = set(engine_kwargs) - set(options)
         if unknown:
@@ -172,6 +214,13 @@ class InfiniRetri:
         engine = type(self)(self.model, self.tokenizer, **options)
         if same_layer and engine._layer is None:
             engine._layer = self._layer
+        if engine.cuda_graphs == self.cuda_graphs:
+            engine._runner = self._runner  # share recorded graphs and their memory
+        if (
+            engine.max_sentence_tokens == self.max_sentence_tokens
+            and engine._prep.workers == self._prep.workers
+        ):
+            engine._prep = self._prep  # share the worker processes
         return engine
 
     # ----------------------------------------------------------------- properties
@@ -220,42 +269,52 @@ class InfiniRetri:
         cancel: Any = None,
     ) -> Retrieval:
         """Scan ``source`` and return the sentences the question's attention keeps."""
-        question = _check_question(question)
-        question_ids = self._question_ids(question)
-        budget = self._cache_budget(len(question_ids))
-        documents = open_documents(source)
-        layer = self.retrieval_layer_index
-        started = time.perf_counter()
-        cache = SentenceCache()
-        tokens_read = passes = processed = sentences = 0
-        units = self.segmenter.units(documents)
-        for chunk in pack_chunks(units, self.chunk_tokens):
-            if cancel is not None and cancel.is_set():
-                raise ScanCancelled("the scan was cancelled")
-            candidates = [*cache.units, *chunk]
-            phrase, length = self._phrase_scores(candidates, question_ids, (layer,))
-            lengths = [len(u.ids) for u in candidates]
-            selection = select_units(phrase[layer], lengths, self.top_k_tokens)
-            cache = SentenceCache.select(candidates, selection.units, selection.scores, budget)
-            tokens_read += sum(len(u.ids) for u in chunk)
-            sentences += len(chunk)
-            passes += 1
-            processed += length
-            if progress is not None:
-                progress(tokens_read)
-        if sentences == 0:
-            raise ValueError("source is empty or whitespace only")
-        stats = Stats(
-            tokens_read=tokens_read,
-            forward_passes=passes,
-            tokens_processed=processed,
-            cache_tokens=cache.tokens,
-            seconds=time.perf_counter() - started,
-            documents=len(documents),
-            sentences_read=sentences,
-            retrieval_layer=layer,
+        item = self._scan_item(source, question, "source")
+        return self._scan([item], progress, cancel)[0]
+
+    def retrieve_batch(
+        self,
+        pairs: Sequence[tuple[Source, str]],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: Any = None,
+    ) -> list[Retrieval]:
+        """:meth:`retrieve` for many ``(source, question)`` pairs, scanned together.
+
+        Up to ``batch_size`` pairs share each forward pass (right-padded); a pair that is read to
+        its end leaves the batch and the next one joins. Each result is what :meth:`retrieve`
+        gives for that pair alone. ``progress`` gets the document tokens read over all pairs.
+        """
+        checked = _check_pairs(pairs)
+        items = [
+            self._scan_item(source, question, f"pairs[{i}]")
+            for i, (source, question) in enumerate(checked)
+        ]
+        return self._scan(items, progress, cancel)
+
+    def _scan_item(self, source: Source, question: Any, label: str) -> ScanItem:
+        try:
+            question = _check_question(question)
+            question_ids = self._question_ids(question)
+            budget = self._cache_budget(len(question_ids))
+            documents = open_documents(source)
+        except (ValueError, FileNotFoundError) as err:
+            if label == "source":
+                raise
+            raise type(err)(f"{label}: {err}") from None
+        label = "source" if label == "source" else f"{label}: source"
+        units = self._prep.units(documents)
+        return ScanItem.start(
+            question, question_ids, budget, documents, units, self.chunk_tokens, label
         )
-        return self._retrieval(question, cache, stats)
+
+    def _scan(self, items: list[ScanItem], progress, cancel) -> list[Retrieval]:
+        layer = self.retrieval_layer_index
+        settings = StepSettings(
+            self.layout, self._runner, layer, self._heads, self.phrase_tokens, self.top_k_tokens
+        )
+        run_scan(items, settings, progress, cancel, self.batch_size)
+        return [self._retrieval(item.question, item.cache, item.stats(layer)) for item in items]
 
     # ----------------------------------------------------------------- answers
     def answer(
@@ -273,6 +332,61 @@ class InfiniRetri:
         _check_stop(stop)
         retrieval = self.retrieve(source, question, progress=progress, cancel=cancel)
         return self.answer_from(retrieval, max_new_tokens=max_new_tokens, stop=stop)
+
+    def answer_batch(
+        self,
+        pairs: Sequence[tuple[Source, str]],
+        *,
+        max_new_tokens: int = 128,
+        stop: Sequence[str] | str | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: Any = None,
+    ) -> list[Answer]:
+        """:meth:`answer` for many ``(source, question)`` pairs: one batched scan, then batched
+        greedy generation. Each answer is what :meth:`answer` gives for that pair alone."""
+        _positive_int("max_new_tokens", max_new_tokens)
+        _check_stop(stop)
+        retrievals = self.retrieve_batch(pairs, progress=progress, cancel=cancel)
+        return self.answer_from_batch(retrievals, max_new_tokens=max_new_tokens, stop=stop)
+
+    def answer_from_batch(
+        self,
+        retrievals: Sequence[Retrieval],
+        *,
+        max_new_tokens: int = 128,
+        stop: Sequence[str] | str | None = None,
+    ) -> list[Answer]:
+        """:meth:`answer_from` for many retrievals, generated in batches of ``batch_size``."""
+        _positive_int("max_new_tokens", max_new_tokens)
+        stops = _check_stop(stop)
+        if isinstance(retrievals, (str, bytes)) or not isinstance(retrievals, Sequence):
+            raise ValueError("retrievals must be a list of Retrieval")
+        prompts, limits = [], []
+        for i, retrieval in enumerate(retrievals):
+            if not isinstance(retrieval, Retrieval):
+                raise ValueError(
+                    f"retrievals[{i}] must be a Retrieval, got {type(retrieval).__name__}"
+                )
+            prompt, limit = self._answer_prompt(retrieval, max_new_tokens)
+            prompts.append(prompt)
+            limits.append(limit)
+        answers: list[Answer] = []
+        for start in range(0, len(prompts), self.batch_size):
+            end = start + self.batch_size
+            done = greedy_batch(
+                self.model,
+                self.tokenizer,
+                prompts[start:end],
+                limits[start:end],
+                self._end_ids,
+                stops,
+                self._pad_id,
+            )
+            for retrieval, prompt, (text, count) in zip(
+                retrievals[start:end], prompts[start:end], done
+            ):
+                answers.append(Answer(text, retrieval, len(prompt), count))
+        return answers
 
     def stream_answer(
         self,
@@ -322,20 +436,19 @@ class InfiniRetri:
             raise ValueError(f"retrieval must be a Retrieval, got {type(retrieval).__name__}")
         _positive_int("max_new_tokens", max_new_tokens)
         stops = _check_stop(stop)
+        prompt, limit = self._answer_prompt(retrieval, max_new_tokens)
+        return stream_greedy(
+            self.model, self.tokenizer, prompt, limit, self._end_ids, stops, _counter
+        )
+
+    def _answer_prompt(self, retrieval: Retrieval, max_new_tokens: int) -> tuple[list[int], int]:
+        """The answer prompt's ids and the tokens that may be generated after it."""
         context = [i for ids in retrieval.token_ids for i in ids]
         prompt = self.layout.build(context, self._question_ids(retrieval.question)).ids
         room = self.context_window - len(prompt)
         if room < 1:
             raise ValueError("the cache and the question leave no room for an answer")
-        return stream_greedy(
-            self.model,
-            self.tokenizer,
-            prompt,
-            min(max_new_tokens, room),
-            self._end_ids,
-            stops,
-            _counter,
-        )
+        return prompt, min(max_new_tokens, room)
 
     # ----------------------------------------------------------------- internals
     def _check_layer(self, layer: int | str) -> int | None:

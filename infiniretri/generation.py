@@ -51,6 +51,60 @@ def _held_back(text: str, stop: Sequence[str]) -> int:
     return hold
 
 
+class TextPieces:
+    """Turns generated tokens, one at a time, into the answer's text pieces.
+
+    Leading whitespace is dropped, an unfinished multi-byte character is held back, and the text
+    ends before the first ``stop`` string. The pieces joined are the final text.
+    """
+
+    def __init__(self, tokenizer, stop: Sequence[str] = ()) -> None:
+        self.tokenizer = tokenizer
+        self.stop = tuple(stop)
+        self.generated: list[int] = []
+        self.emitted = ""
+        self.offset = 0
+        self.started = False
+        self.stopped = False
+
+    def feed(self, token: int) -> str:
+        """Add a token; return the text it completes ('' if none). Sets ``stopped`` at a stop."""
+        self.generated.append(token)
+        text = self.tokenizer.decode(self.generated, skip_special_tokens=True)
+        if not self.started:
+            stripped = text.lstrip()
+            if not stripped:
+                return ""
+            self.offset = len(text) - len(stripped)
+            self.started = True
+        text = text[self.offset :]
+        if text.endswith("\ufffd"):
+            return ""  # an unfinished multi-byte character
+        cut = _stop_index(text, self.stop)
+        if cut >= 0:
+            self.stopped = True
+            piece = text[len(self.emitted) : cut] if cut > len(self.emitted) else ""
+            self.emitted += piece
+            return piece
+        ready = len(text) - _held_back(text, self.stop)
+        if ready > len(self.emitted):
+            piece = text[len(self.emitted) : ready]
+            self.emitted = text[:ready]
+            return piece
+        return ""
+
+    def finish(self) -> str:
+        """The text still held back once generation ended without a stop string."""
+        if self.stopped:
+            return ""
+        text = self.tokenizer.decode(self.generated, skip_special_tokens=True).lstrip()
+        if len(text) > len(self.emitted) and not text.endswith("\ufffd"):
+            piece = text[len(self.emitted) :]
+            self.emitted = text
+            return piece
+        return ""
+
+
 @torch.inference_mode()
 def stream_greedy(
     model,
@@ -67,36 +121,79 @@ def stream_greedy(
     device = next(model.parameters()).device
     past = DynamicCache(config=model.config)
     inputs = torch.tensor([prompt_ids], device=device)
-    generated: list[int] = []
-    emitted = ""
-    started = False
+    pieces = TextPieces(tokenizer, stop)
     for _ in range(max_new_tokens):
         out = model(input_ids=inputs, past_key_values=past, use_cache=True, logits_to_keep=1)
         token = int(out.logits[0, -1].argmax())
         if token in end_ids:
             break
-        generated.append(token)
-        counter.generated_tokens = len(generated)
+        counter.generated_tokens += 1
         inputs = torch.tensor([[token]], device=device)
-        text = tokenizer.decode(generated, skip_special_tokens=True)
-        if not started:
-            stripped = text.lstrip()
-            if not stripped:
-                continue
-            offset = len(text) - len(stripped)
-        text = text[offset:]
-        started = True
-        if text.endswith("\ufffd"):
-            continue  # an unfinished multi-byte character
-        cut = _stop_index(text, stop)
-        if cut >= 0:
-            if cut > len(emitted):
-                yield text[len(emitted) : cut]
+        piece = pieces.feed(token)
+        if piece:
+            yield piece
+        if pieces.stopped:
             return
-        ready = len(text) - _held_back(text, stop)
-        if ready > len(emitted):
-            yield text[len(emitted) : ready]
-            emitted = text[:ready]
-    text = tokenizer.decode(generated, skip_special_tokens=True).lstrip()
-    if len(text) > len(emitted) and not text.endswith("\ufffd"):
-        yield text[len(emitted) :]
+    piece = pieces.finish()
+    if piece:
+        yield piece
+
+
+@torch.inference_mode()
+def greedy_batch(
+    model,
+    tokenizer,
+    prompts: Sequence[list[int]],
+    max_new_tokens: Sequence[int],
+    end_ids: set[int],
+    stop: Sequence[str] = (),
+    pad_id: int = 0,
+) -> list[tuple[str, int]]:
+    """``(text, generated tokens)`` of each prompt, as :func:`stream_greedy` gives them alone.
+
+    The prompts are left-padded into one batch (attention mask and positions skip the padding);
+    a row stops at an end token, at its ``max_new_tokens`` or at a stop string.
+    """
+    device = next(model.parameters()).device
+    batch = len(prompts)
+    longest = max(len(p) for p in prompts)
+    ids = torch.full((batch, longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((batch, longest), dtype=torch.long)
+    for b, prompt in enumerate(prompts):
+        ids[b, longest - len(prompt) :] = torch.tensor(prompt)
+        mask[b, longest - len(prompt) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    past = DynamicCache(config=model.config)
+    pieces = [TextPieces(tokenizer, stop) for _ in prompts]
+    counts = [0] * batch
+    live = [limit > 0 for limit in max_new_tokens]
+    inputs = ids
+    for _ in range(max(max_new_tokens)):
+        if not any(live):
+            break
+        out = model(
+            input_ids=inputs,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=past,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        tokens = out.logits[:, -1].argmax(-1).tolist()
+        for b, token in enumerate(tokens):
+            if not live[b]:
+                continue
+            if token in end_ids:
+                live[b] = False
+                continue
+            counts[b] += 1
+            pieces[b].feed(token)
+            if pieces[b].stopped or counts[b] >= max_new_tokens[b]:
+                live[b] = False
+        inputs = torch.tensor(tokens, device=device)[:, None]
+        mask = torch.cat([mask, mask.new_ones((batch, 1))], dim=1)
+        positions = positions[:, -1:] + 1
+    for piece in pieces:
+        piece.finish()
+    return [(piece.emitted, count) for piece, count in zip(pieces, counts)]

@@ -51,13 +51,22 @@ class Segmenter:
     def units(self, documents: Sequence[DocumentReader]) -> Iterator[Unit]:
         """All units of all documents, in order."""
         for doc in documents:
-            batch: list[tuple[int, int, str]] = []
-            for span in self.splitter.split_stream(doc.pieces()):
-                batch.append(span)
-                if len(batch) >= TOKENIZE_BATCH:
-                    yield from self._tokenize(doc.index, batch)
-                    batch = []
-            yield from self._tokenize(doc.index, batch)
+            for base, block in self.splitter.blocks(doc.pieces()):
+                yield from self.block_units(doc.index, base, block)
+
+    def blocks(self, documents: Sequence[DocumentReader]) -> Iterator[tuple[int, int, str]]:
+        """``(doc_index, offset, text)`` blocks of all documents, in order (see ``units``)."""
+        for doc in documents:
+            for base, block in self.splitter.blocks(doc.pieces()):
+                yield doc.index, base, block
+
+    def block_units(self, doc_index: int, base: int, block: str) -> list[Unit]:
+        """The units of one block that starts at character ``base`` of its document."""
+        units: list[Unit] = []
+        spans = [(base + a, base + b, block[a:b]) for a, b in self.splitter.split(block)]
+        for i in range(0, len(spans), TOKENIZE_BATCH):
+            units.extend(self._tokenize(doc_index, spans[i : i + TOKENIZE_BATCH]))
+        return units
 
     def _tokenize(self, doc_index: int, spans: list[tuple[int, int, str]]) -> Iterator[Unit]:
         for (start, end, text), ids in zip(spans, self.encode([s[2] for s in spans])):

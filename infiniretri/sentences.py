@@ -66,25 +66,53 @@ class SentenceSplitter:
     def split_stream(self, pieces: Iterable[str]) -> Iterator[tuple[int, int, str]]:
         """Split a document given as text pieces; yield ``(start, end, text)`` lazily.
 
-        Only a bounded tail of the text is held: the last, possibly unfinished, sentence.
+        The document is cut into blocks (see :meth:`blocks`) that are split one at a time, so only
+        a bounded part of the text is held.
+        """
+        for base, block in self.blocks(pieces):
+            for start, end in self.split(block):
+                yield base + start, base + end, block[start:end]
+
+    def blocks(
+        self, pieces: Iterable[str], block_chars: int = BLOCK_CHARS
+    ) -> Iterator[tuple[int, str]]:
+        """Cut a streamed document into ``(offset, text)`` blocks that split independently.
+
+        A block ends at a paragraph break (where :meth:`split` ends a sentence anyway, so the
+        blocks' sentences are exactly the whole text's), else where Punkt ends a sentence near
+        the block's end, else at whitespace. Blocks hold ``block_chars // 2`` to ``block_chars``
+        characters (the last one fewer). The cut depends on the text alone, not on how it is
+        cut into pieces, so blocks can be split in parallel with the same result.
         """
         buffer = ""
         base = 0
         for piece in pieces:
-            for i in range(0, len(piece), BLOCK_CHARS):
-                buffer += piece[i : i + BLOCK_CHARS]
-                if len(buffer) < BLOCK_CHARS:
-                    continue
-                spans = self.split(buffer)
-                if len(spans) < 2:
-                    continue
-                for start, end in spans[:-1]:
-                    yield base + start, base + end, buffer[start:end]
-                cut = spans[-1][0]
-                buffer = buffer[cut:]
-                base += cut
-        for start, end in self.split(buffer):
-            yield base + start, base + end, buffer[start:end]
+            for i in range(0, len(piece), block_chars):
+                buffer += piece[i : i + block_chars]
+                while len(buffer) > block_chars:
+                    cut = self._block_end(buffer, block_chars)
+                    yield base, buffer[:cut]
+                    buffer = buffer[cut:]
+                    base += cut
+        if buffer:
+            yield base, buffer
+
+    def _block_end(self, text: str, block_chars: int) -> int:
+        """Where to end a block of ``text`` (longer than ``block_chars``)."""
+        low = block_chars // 2
+        cut = -1
+        for match in _PARAGRAPH_BREAK.finditer(text, low, block_chars + 1):
+            if match.end() <= block_chars:
+                cut = match.end()
+        if cut > 0:
+            return cut
+        # No paragraph break: the last sentence start that Punkt finds near the end.
+        window = max(low, block_chars - 2 * self.max_chars)
+        starts = [a for a, _ in self.split(text[window:block_chars])[1:]]
+        if starts:
+            return window + starts[-1]
+        spaces = [m.end() for m in _SPACE.finditer(text, low, block_chars)]
+        return spaces[-1] if spaces else block_chars
 
 
 def _paragraphs(text: str) -> Iterator[tuple[int, int]]:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from llama_index.core.llms import ChatMessage
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.retrievers.infiniretri import (
@@ -19,6 +22,7 @@ from llama_index.retrievers.infiniretri import (
     InfiniRetriQueryEngine,
     InfiniRetriRetriever,
 )
+from llama_index.retrievers.infiniretri._prompt import _segments, split_prompt
 
 from infiniretri import InfiniRetri
 from infiniretri.testing import tiny_model
@@ -142,3 +146,43 @@ def test_an_empty_answer_streams_without_error(silent):
         ["Some text here."], engine=silent, streaming=True, max_new_tokens=3
     ).query(QUESTION)
     assert streaming.get_response().response == ""
+
+
+# -- prompt splitting: linear time on any text -------------------------------------------------
+
+_OLD_SEGMENT = re.compile(r"[^\n]*?(?:[.!?]+(?=\s)[ \t]*|\n|\Z)")
+
+
+def _old_segments(prompt: str) -> list[str]:
+    """The regex this module used before: correct, but quadratic on runs of punctuation."""
+    pieces, pos = [], 0
+    while pos < len(prompt):
+        match = _OLD_SEGMENT.match(prompt, pos)
+        end = match.end() if match and match.end() > pos else len(prompt)
+        pieces.append(prompt[pos:end])
+        pos = end
+    return pieces
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab3 .!?\n\t\r\u3000", max_size=60))
+def test_prompt_segments_are_the_same_as_before(prompt):
+    assert _segments(prompt) == _old_segments(prompt)
+    assert "".join(_segments(prompt)) == prompt
+
+
+@pytest.mark.parametrize("run", ["." * 300_000, "?!" * 150_000, "x" + "!" * 300_000 + " y"])
+def test_a_long_run_of_punctuation_splits_in_linear_time(run):
+    """Dotted leaders ("Chapter 1 ........ 5") once made the prompt splitter take hours."""
+    prompt = f"Contents {run}\n\nQuestion: {QUESTION}"
+    pieces = _segments(prompt)
+    assert "".join(pieces) == prompt
+    document, question = split_prompt(prompt, lambda text: len(text) // 4, 128)
+    assert question.endswith(f"Question: {QUESTION}") and "..." not in question
+    assert document.startswith("Contents ")
+
+
+def test_the_llm_reads_a_prompt_with_a_dotted_leader(tiny):
+    prompt = "Chapter one " + "." * 100_000 + f" 5\n\nQuestion: {QUESTION}"
+    engine = tiny.with_options(chunk_tokens=1024, retrieval_layer=0)
+    assert isinstance(InfiniRetriLLM(engine=engine, max_new_tokens=2).complete(prompt).text, str)

@@ -12,7 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-_SEGMENT = re.compile(r"[^\n]*?(?:[.!?]+(?=\s)[ \t]*|\n|\Z)")
+_END = re.compile(r"\n|[.!?]+")
+r"""A line end, or a maximal run of sentence punctuation (a sentence end when whitespace follows).
+
+Matched run by run and checked by hand: a regex with ``[.!?]+(?=\s)`` inside a lazy scan
+backtracks over every run of punctuation and takes quadratic time on ``"....."`` or ``"?!?!"``.
+"""
 _SEPARATOR = re.compile(r"[-=_*#~]{3,}")
 _ANSWER_CUE = re.compile(r"\n?[ \t]*(?:answer|response|assistant)[ \t]*:[ \t]*\Z", re.IGNORECASE)
 
@@ -20,12 +25,18 @@ _ANSWER_CUE = re.compile(r"\n?[ \t]*(?:answer|response|assistant)[ \t]*:[ \t]*\Z
 def _segments(prompt: str) -> list[str]:
     """Lines, and sentences within long lines, that join back to ``prompt``."""
     pieces: list[str] = []
-    pos = 0
-    while pos < len(prompt):
-        match = _SEGMENT.match(prompt, pos)
-        end = match.end() if match and match.end() > pos else len(prompt)
-        pieces.append(prompt[pos:end])
-        pos = end
+    start = 0
+    for match in _END.finditer(prompt):
+        end = match.end()
+        if match.group() != "\n":
+            if end < len(prompt) and not prompt[end].isspace():
+                continue  # "3.14", "e.g.x": not a sentence end
+            while end < len(prompt) and prompt[end] in " \t":
+                end += 1
+        pieces.append(prompt[start:end])
+        start = end
+    if start < len(prompt):
+        pieces.append(prompt[start:])
     return pieces
 
 

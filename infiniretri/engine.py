@@ -145,7 +145,11 @@ class InfiniRetri:
                 f"{self.context_window} tokens (at most {max(most, 0)} leaves room for the cache "
                 "and the question)"
             )
-        sentence_cap = max_sentence_tokens or min(DEFAULT_MAX_SENTENCE_TOKENS, self.chunk_tokens)
+        sentence_cap = (
+            min(DEFAULT_MAX_SENTENCE_TOKENS, self.chunk_tokens)
+            if max_sentence_tokens is None
+            else max_sentence_tokens
+        )
         _positive_int("max_sentence_tokens", sentence_cap)
         self.max_sentence_tokens = min(sentence_cap, self.chunk_tokens)
         self.segmenter = Segmenter(tokenizer, self.max_sentence_tokens)

@@ -77,7 +77,15 @@ def _resolve_device(device: str | None) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not isinstance(device, str):
         device = str(device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
+        ) from None
+    if kind not in ("cpu", "cuda", "mps", "xpu"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for but CUDA is not available")
     return device
 
@@ -155,6 +163,8 @@ def load_model(
             if not path.is_file():
                 raise FileNotFoundError(f"model: {model} does not exist")
             path, gguf_file = path.parent, path.name
+        elif path.is_file():
+            raise ValueError(f"model: {model} is a file; give a model directory or a .gguf file")
         elif not path.exists():
             if not allow_download and not _in_hf_cache(str(model)):
                 raise FileNotFoundError(

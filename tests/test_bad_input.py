@@ -169,12 +169,7 @@ def test_a_prompt_template_without_its_fields_is_refused(tiny_llama):
             InfiniRetri(model, tokenizer, retrieval_layer=0, prompt_template=template)
 
 
-ZERO_IS_UNSET = pytest.mark.xfail(
-    strict=True, reason="engine.py reads max_sentence_tokens=0 as unset (`value or default`)"
-)
-
-
-@pytest.mark.parametrize("value", [pytest.param(0, marks=ZERO_IS_UNSET), -1, 1.5, "8", True])
+@pytest.mark.parametrize("value", [0, -1, 1.5, "8", True])
 def test_max_sentence_tokens_and_top_k_must_be_positive_integers(tiny, value):
     with pytest.raises(ValueError, match="max_sentence_tokens must be a positive integer"):
         tiny.with_options(max_sentence_tokens=value)

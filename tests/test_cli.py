@@ -224,18 +224,11 @@ def test_model_folder_without_safe_weights(tmp_path, doc_file, capsys):
     assert_clean_error(code, err, "pickle weights")
 
 
-NOT_YET_CLEAN = pytest.mark.xfail(
-    strict=True, reason="a crash from transformers/torch; fix proposed to the lead (issue 7)"
-)
-
-
-@NOT_YET_CLEAN
 def test_model_path_that_is_a_text_file(doc_file, capsys):
     code, _, err = run_cli(["ask", doc_file, "-q", "Why?", "--model", doc_file], capsys)
     assert_clean_error(code, err, "model")
 
 
-@NOT_YET_CLEAN
 def test_unknown_device(tiny_model_dir, doc_file, capsys):
     args = ["ask", doc_file, "-q", "Why?", *tiny_args(tiny_model_dir), "--device", "tpu"]
     code, _, err = run_cli(args, capsys)

@@ -55,6 +55,15 @@ def test_bad_dtype_and_device():
         load_model(dtype="float99")
     with pytest.raises(ValueError, match="CUDA is not available"):
         load_model(device="cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        load_model(device="tpu")
+
+
+def test_a_model_path_that_is_a_file_is_refused(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model")
+    with pytest.raises(ValueError, match="is a file"):
+        load_model(text)
 
 
 def test_trials_plant_one_needle_among_distractors():

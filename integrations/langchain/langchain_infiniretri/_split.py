@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 DEFAULT_SPLIT_TEMPLATE = "{context}\n\nQuestion: {question}"
@@ -28,28 +27,53 @@ class PromptSplitter:
         for field in ("{context}", "{question}"):
             if template.count(field) != 1:
                 raise ValueError(f"template must contain {field} exactly once, got {template!r}")
-        object.__setattr__(self, "_pattern", _compile(template))
+        object.__setattr__(self, "_parts", _parts(template))
 
     def split(self, prompt: str) -> tuple[str, str]:
         """Return ``(context, question)``; the context may be empty."""
-        match = self._pattern.fullmatch(prompt)  # type: ignore[attr-defined]
-        if match is not None and match["question"].strip():
-            return match["context"], match["question"].strip()
+        match = _match(self._parts, prompt)  # type: ignore[attr-defined]
+        if match is not None and match[1].strip():
+            return match[0], match[1].strip()
         head, sep, tail = prompt.rstrip().rpartition("\n\n")
         if sep and tail.strip():
             return head, tail.strip()
         return "", prompt.strip()
 
 
-def _compile(template: str) -> re.Pattern[str]:
-    pieces = re.split(r"(\{context\}|\{question\})", template)
-    parts = []
-    for piece in pieces:
-        if piece == "{context}":
-            parts.append(r"(?P<context>.*)")
-        elif piece == "{question}":
-            parts.append(r"(?P<question>.*?)")
-        else:
-            parts.append(re.escape(piece))
+def _parts(template: str) -> tuple[str, str, str, bool]:
+    """``(before, between, after, context_first)``: the literal text around the two fields."""
+    context_first = template.index("{context}") < template.index("{question}")
+    first, second = ("{context}", "{question}") if context_first else ("{question}", "{context}")
+    before, rest = template.split(first, 1)
+    between, after = rest.split(second, 1)
     # Leading/trailing whitespace of the prompt is not significant.
-    return re.compile(r"\s*" + "".join(parts) + r"\s*", re.DOTALL)
+    return before.lstrip(), between, after.rstrip(), context_first
+
+
+def _match(parts: tuple[str, str, str, bool], prompt: str) -> tuple[str, str] | None:
+    r"""``(context, question)`` when ``prompt`` has the template's shape, else None.
+
+    What the regex ``\s* before (.*) between (.*?) after \s*`` (context greedy, question lazy)
+    matches, found with ``str.find``/``rfind`` in linear time: the regex backtracked
+    quadratically over long runs of whitespace.
+    """
+    before, between, after, context_first = parts
+    start = 0
+    if before:
+        start = len(prompt) - len(prompt.lstrip())
+        if not prompt.startswith(before, start):
+            return None
+        start += len(before)
+    end = len(prompt)
+    if after:
+        end = len(prompt.rstrip()) - len(after)
+        if end < start or not prompt.startswith(after, end):
+            return None
+    find = prompt.rfind if context_first else prompt.find
+    at = find(between, start, end)
+    if at < 0:
+        return None
+    first, second = prompt[start:at], prompt[at + len(between) : end]
+    if not before:
+        first = first.lstrip()  # the regex's leading whitespace
+    return (first, second) if context_first else (second, first)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from infiniretri import InfiniRetri
 from infiniretri.testing import tiny_model
 from langchain_core.documents import Document
@@ -22,6 +25,7 @@ from langchain_infiniretri import (
     InfiniRetriRetriever,
     create_infiniretri_tool,
 )
+from langchain_infiniretri._split import PromptSplitter
 
 QUESTION = "Where is the mill?"
 NUL_TEXT = "Readable start. \x00\x00\x00 binary junk."
@@ -175,3 +179,69 @@ def test_an_empty_answer_is_returned_and_streamed_cleanly(silent):
     assert "".join(c.content for c in asyncio.run(astream())) == ""
     tool = create_infiniretri_tool([context], engine=silent, max_tokens=3)
     assert tool.invoke({"question": QUESTION}) == ""
+
+
+# -- prompt splitting: linear time on any text -------------------------------------------------
+
+
+def _old_split(template: str, prompt: str) -> tuple[str, str]:
+    """The regex ``PromptSplitter`` used before: correct, but quadratic on whitespace runs."""
+    parts = []
+    for piece in re.split(r"(\{context\}|\{question\})", template):
+        if piece == "{context}":
+            parts.append(r"(?P<context>.*)")
+        elif piece == "{question}":
+            parts.append(r"(?P<question>.*?)")
+        else:
+            parts.append(re.escape(piece))
+    match = re.compile(r"\s*" + "".join(parts) + r"\s*", re.DOTALL).fullmatch(prompt)
+    if match is not None and match["question"].strip():
+        return match["context"], match["question"].strip()
+    head, sep, tail = prompt.rstrip().rpartition("\n\n")
+    if sep and tail.strip():
+        return head, tail.strip()
+    return "", prompt.strip()
+
+
+TEMPLATES = [
+    "{context}\n\nQuestion: {question}",
+    "Read this:\n<doc>{context}</doc>\nQ: {question}\nA:",
+    "<ctx>{context}</ctx> {question}",
+    "Question: {question}\n\nContext: {context}",
+]
+FRAGMENTS = [
+    "\n\nQuestion: ",
+    "<doc>",
+    "</doc>\nQ: ",
+    "\nA:",
+    "<ctx>",
+    "</ctx> ",
+    "Q: ",
+    "Read this:\n",
+]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(TEMPLATES),
+    st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text("ab \n\t", max_size=5)), max_size=8),
+)
+def test_prompt_split_is_the_same_as_before(template, fragments):
+    prompt = "".join(fragments)
+    assert PromptSplitter(template).split(prompt) == _old_split(template, prompt)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        " " * 300_000 + "A prompt without the marker",
+        "Some context.\n\nQuestion: why" + " " * 300_000 + "now?",
+        "\n" * 300_000 + "Context.\n\nQuestion: Why?",
+    ],
+    ids=["leading-whitespace", "whitespace-in-question", "leading-newlines"],
+)
+def test_long_whitespace_runs_split_in_linear_time(prompt):
+    """Once quadratic: 300k spaces would have taken hours."""
+    context, question = PromptSplitter().split(prompt)
+    assert question and question == question.strip()
+    assert context + question in prompt or question in prompt

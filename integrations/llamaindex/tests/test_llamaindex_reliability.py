@@ -22,7 +22,7 @@ from llama_index.retrievers.infiniretri import (
     InfiniRetriQueryEngine,
     InfiniRetriRetriever,
 )
-from llama_index.retrievers.infiniretri._prompt import _segments, split_prompt
+from llama_index.retrievers.infiniretri._prompt import _drop_answer_cue, _segments, split_prompt
 
 from infiniretri import InfiniRetri
 from infiniretri.testing import tiny_model
@@ -186,3 +186,30 @@ def test_the_llm_reads_a_prompt_with_a_dotted_leader(tiny):
     prompt = "Chapter one " + "." * 100_000 + f" 5\n\nQuestion: {QUESTION}"
     engine = tiny.with_options(chunk_tokens=1024, retrieval_layer=0)
     assert isinstance(InfiniRetriLLM(engine=engine, max_new_tokens=2).complete(prompt).text, str)
+
+
+_OLD_ANSWER_CUE = re.compile(
+    r"\n?[ \t]*(?:answer|response|assistant)[ \t]*:[ \t]*\Z", re.IGNORECASE
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["answer", "Answer", "RESPONSE", "assistant", ":", "\n", " ", "\t"]),
+            st.text("ab: \n\t", max_size=4),
+        ),
+        max_size=8,
+    )
+)
+def test_answer_cue_removal_is_the_same_as_before(pieces):
+    text = "".join(pieces)
+    assert _drop_answer_cue(text) == _OLD_ANSWER_CUE.sub("", text)
+
+
+def test_a_question_with_a_long_run_of_spaces_splits_in_linear_time():
+    prompt = "Context line.\n\nQuestion: why" + " " * 300_000 + "now"
+    document, question = split_prompt(prompt, lambda text: len(text) // 4, 128)
+    assert document == "Context line.\n\n"
+    assert question.startswith("Question: why") and question.endswith("now")

@@ -19,7 +19,24 @@ Matched run by run and checked by hand: a regex with ``[.!?]+(?=\s)`` inside a l
 backtracks over every run of punctuation and takes quadratic time on ``"....."`` or ``"?!?!"``.
 """
 _SEPARATOR = re.compile(r"[-=_*#~]{3,}")
-_ANSWER_CUE = re.compile(r"\n?[ \t]*(?:answer|response|assistant)[ \t]*:[ \t]*\Z", re.IGNORECASE)
+_ANSWER_CUES = ("answer", "response", "assistant")
+
+
+def _drop_answer_cue(text: str) -> str:
+    """``text`` without a closing ``Answer:`` cue (any case; also ``Response:``/``Assistant:``).
+
+    What ``re.sub(r"\\n?[ \\t]*(answer|response|assistant)[ \\t]*:[ \\t]*\\Z", "", text, flags=I)``
+    does, by hand: that regex took quadratic time on a long run of spaces.
+    """
+    head = text.rstrip(" \t")
+    if not head.endswith(":"):
+        return text
+    head = head[:-1].rstrip(" \t")
+    for cue in _ANSWER_CUES:
+        if head[-len(cue) :].lower() == cue:
+            head = head[: -len(cue)].rstrip(" \t")
+            return head[:-1] if head.endswith("\n") else head
+    return text
 
 
 def _segments(prompt: str) -> list[str]:
@@ -60,7 +77,7 @@ def split_prompt(
             break
         used += cost
         cut -= 1
-    question = _ANSWER_CUE.sub("", "".join(pieces[cut:]).strip()).strip()
+    question = _drop_answer_cue("".join(pieces[cut:]).strip()).strip()
     document = "".join(pieces[:cut])
     if not question:
         question = prompt.strip()

@@ -221,7 +221,7 @@ FRAGMENTS = [
 ]
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(
     st.sampled_from(TEMPLATES),
     st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text("ab \n\t", max_size=5)), max_size=8),

@@ -254,7 +254,7 @@ class InfiniRetri:
         """Tokens of ``text`` for this model (no special tokens)."""
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.segmenter.encode_text(text))
 
     def __repr__(self) -> str:
         return (
@@ -468,8 +468,7 @@ class InfiniRetri:
         return layer % self.num_layers
 
     def _question_ids(self, question: str) -> list[int]:
-        ids = self.tokenizer(self.layout.question_lead + question, add_special_tokens=False)
-        return list(ids["input_ids"])
+        return self.segmenter.encode_text(self.layout.question_lead + question)
 
     def _cache_budget(self, question_tokens: int) -> int:
         room = self.context_window - self.layout.overhead - self.chunk_tokens - question_tokens

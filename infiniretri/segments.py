@@ -41,6 +41,10 @@ class Segmenter:
         if hasattr(tokenizer, "split_special_tokens"):
             self._options["split_special_tokens"] = True
 
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of ``text`` as written, special-token spellings read as plain text."""
+        return list(self.tokenizer(text, **self._options)["input_ids"])
+
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text as read mid-document (with a leading space)."""
         if not texts:

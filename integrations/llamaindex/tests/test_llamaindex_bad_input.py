@@ -8,12 +8,9 @@ import pytest
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.schema import NodeWithScore, TextNode
-from llama_index.retrievers.infiniretri import (
-    InfiniRetriLLM,
-    InfiniRetriNodePostprocessor,
-    InfiniRetriQueryEngine,
-    InfiniRetriRetriever,
-)
+from llama_index.llms.infiniretri import InfiniRetriLLM
+from llama_index.postprocessor.infiniretri import InfiniRetriNodePostprocessor
+from llama_index.retrievers.infiniretri import InfiniRetriQueryEngine, InfiniRetriRetriever
 
 
 @pytest.mark.parametrize(

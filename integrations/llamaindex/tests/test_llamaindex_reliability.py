@@ -16,12 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from llama_index.core.llms import ChatMessage
 from llama_index.core.schema import NodeWithScore, TextNode
-from llama_index.retrievers.infiniretri import (
-    InfiniRetriLLM,
-    InfiniRetriNodePostprocessor,
-    InfiniRetriQueryEngine,
-    InfiniRetriRetriever,
-)
+from llama_index.llms.infiniretri import InfiniRetriLLM
+from llama_index.postprocessor.infiniretri import InfiniRetriNodePostprocessor
+from llama_index.retrievers.infiniretri import InfiniRetriQueryEngine, InfiniRetriRetriever
 from llama_index.retrievers.infiniretri._prompt import _drop_answer_cue, _segments, split_prompt
 
 from infiniretri import InfiniRetri

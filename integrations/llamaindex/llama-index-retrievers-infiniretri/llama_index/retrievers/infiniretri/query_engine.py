@@ -30,8 +30,7 @@ from infiniretri import Answer, InfiniRetri, Retrieval
 from infiniretri.aio import iterate_in_thread, run_in_thread
 
 from ._engine import EngineSlot
-from ._nodes import build_sources
-from .retriever import (
+from .base import (
     InfiniRetriCacheScan,
     InfiniRetriRetriever,
     SourceReader,
@@ -39,6 +38,7 @@ from .retriever import (
     check_query_input,
     nodes_of_index,
 )
+from .nodes import build_sources
 
 dispatcher = instrument.get_dispatcher(__name__)
 

@@ -10,13 +10,12 @@ from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.retrievers.infiniretri._engine import EngineSlot, split_engine_kwargs
+from llama_index.retrievers.infiniretri.base import check_query, check_top
+from llama_index.retrievers.infiniretri.nodes import build_sources, sentence_nodes
 
 from infiniretri import InfiniRetri
 from infiniretri.aio import run_in_thread
-
-from ._engine import EngineSlot, split_engine_kwargs
-from ._nodes import build_sources, sentence_nodes
-from .retriever import check_query, check_top
 
 
 class InfiniRetriNodePostprocessor(BaseNodePostprocessor):

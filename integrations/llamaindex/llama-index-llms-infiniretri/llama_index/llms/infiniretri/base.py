@@ -17,12 +17,11 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
+from llama_index.retrievers.infiniretri._engine import EngineSlot, split_engine_kwargs
+from llama_index.retrievers.infiniretri._prompt import split_prompt
 
 from infiniretri import Answer, InfiniRetri
 from infiniretri.aio import iterate_in_thread, run_in_thread
-
-from ._engine import EngineSlot, split_engine_kwargs
-from ._prompt import split_prompt
 
 DEFAULT_CONTEXT_WINDOW = 1 << 20
 DEFAULT_MAX_NEW_TOKENS = 256

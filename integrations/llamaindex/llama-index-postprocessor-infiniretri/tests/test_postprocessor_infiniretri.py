@@ -7,7 +7,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeRelationship
-from llama_index.retrievers.infiniretri import InfiniRetriNodePostprocessor
+from llama_index.postprocessor.infiniretri import InfiniRetriNodePostprocessor
 
 
 def test_postprocessor_keeps_the_needle_from_vector_retrieved_chunks(engine, needle, minilm):

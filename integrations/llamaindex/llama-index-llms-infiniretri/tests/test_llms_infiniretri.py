@@ -6,7 +6,7 @@ import pytest
 from llama_index.core.base.llms.types import CompletionResponse
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.llms import CustomLLM
-from llama_index.retrievers.infiniretri import InfiniRetriLLM
+from llama_index.llms.infiniretri import InfiniRetriLLM
 
 
 @pytest.fixture(scope="module")

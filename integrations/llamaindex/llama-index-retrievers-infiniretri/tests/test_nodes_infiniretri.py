@@ -5,8 +5,8 @@ from __future__ import annotations
 from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeRelationship, TextNode
-from llama_index.retrievers.infiniretri._nodes import build_sources, sentence_node
 from llama_index.retrievers.infiniretri._prompt import split_prompt
+from llama_index.retrievers.infiniretri.nodes import build_sources, sentence_node
 
 from infiniretri import Sentence
 

@@ -16,7 +16,7 @@ from infiniretri import InfiniRetri, Retrieval
 from infiniretri.aio import run_in_thread
 
 from ._engine import EngineSlot
-from ._nodes import SourceText, build_sources, sentence_nodes
+from .nodes import SourceText, build_sources, sentence_nodes
 
 
 def check_query(query_bundle: QueryBundle | None) -> str:

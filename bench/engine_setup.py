@@ -7,7 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-ENGINE_OPTIONS = ("chunk_tokens", "phrase_tokens", "top_k_tokens", "retrieval_layer")
+from infiniretri import EngineSettings
+
+ENGINE_OPTIONS = EngineSettings.names()
+"""Options a tuning run may choose: every engine setting."""
 
 
 def load_engine(device: str = "cpu", dtype: str | None = None, **options: Any):
@@ -19,16 +22,16 @@ def load_engine(device: str = "cpu", dtype: str | None = None, **options: Any):
 
 def engine_settings(engine) -> dict[str, Any]:
     """Settings of one engine, as written into result files."""
+    settings = {k: v for k, v in engine.settings.as_dict().items() if k != "prompt_template"}
     return {
         "model": engine.model_name,
         "device": str(engine.device),
         "dtype": str(next(engine.model.parameters()).dtype).removeprefix("torch."),
-        "chunk_tokens": engine.chunk_tokens,
-        "phrase_tokens": engine.phrase_tokens,
-        "top_k_tokens": engine.top_k_tokens,
+        **settings,
         "retrieval_layer": engine.retrieval_layer_index,
-        "max_cache_tokens": engine.max_cache_tokens,
+        "max_sentence_tokens": engine.max_sentence_tokens,
         "context_window": engine.context_window,
+        "custom_prompt": engine.settings.prompt_template != EngineSettings().prompt_template,
     }
 
 

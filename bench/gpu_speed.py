@@ -243,7 +243,7 @@ def single_document(engine, hay: Haystacks, args, result: dict) -> None:
     runs = result.setdefault("single_1m", {"document_tokens": n, "runs": []})["runs"]
 
     start = time.perf_counter()
-    engine._prep.start()
+    engine.scanner.prep.start()
     result["prep_workers_start_seconds"] = round(time.perf_counter() - start, 2)
 
     chosen, best = None, None
@@ -252,7 +252,9 @@ def single_document(engine, hay: Haystacks, args, result: dict) -> None:
         cold, _ = single_run(e, doc, device, args.max_new_tokens)
         warm, _ = single_run(e, doc, device, args.max_new_tokens)
         for label, r in (("cold", cold), ("warm", warm)):
-            r.update(chunk_tokens=chunk, cuda_graphs=e.cuda_graphs, prep_workers=e._prep.workers)
+            r.update(
+                chunk_tokens=chunk, cuda_graphs=e.cuda_graphs, prep_workers=e.scanner.prep.workers
+            )
             r["run"] = label
             runs.append(r)
             log(
@@ -287,7 +289,7 @@ def single_document(engine, hay: Haystacks, args, result: dict) -> None:
     log(f"no prep workers chunk={chosen}: {r['seconds']}s")
 
     # Splitting + tokenizing alone, with and without the workers.
-    for workers, label in ((e._prep, "prep_workers"), (inline._prep, "inline")):
+    for workers, label in ((e.scanner.prep, "prep_workers"), (inline.scanner.prep, "inline")):
         from infiniretri.sources import open_documents
 
         start = time.perf_counter()
@@ -456,15 +458,14 @@ def main(argv: list[str] | None = None) -> int:
         qwen = random_model(QWEN, device, args.layers)
         qlayer = min(QWEN_LAYER, qwen.config.num_hidden_layers - 1)
         qengine = InfiniRetri(qwen, tokenizer, chunk_tokens=chunk, retrieval_layer=qlayer)
-        qengine._prep = prep
+        qengine.scanner.prep.start()  # workers start outside the timed runs
         batch_documents(qengine, hay, args, result, "qwen2.5_0.5b_shape_random", chunk)
 
     try:
         section("single", lambda: single_document(engine, hay, args, result))
         chunk = result.get("chosen_chunk_tokens", args.chunks[-1])
         section("batch", lambda: batch_documents(engine, hay, args, result, "smollm2_135m", chunk))
-        result["graph_error"] = engine._runner.graph_error
-        prep = engine._prep  # the started prep workers serve the next model too
+        result["graph_error"] = engine.cuda_graph_error
         engine = model = None  # free the 135M model before the bigger one
         gc.collect()
         section("qwen", qwen_batch)

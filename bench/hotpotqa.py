@@ -201,9 +201,7 @@ def _run_job(job):
 # =========================================================================== tune
 def tune(args: argparse.Namespace) -> Path:
     """Choose retrieval layer, phrase width, chunk size and top-K on the dev split."""
-    import torch
-
-    from infiniretri.scoring import phrase_scores
+    from infiniretri import WindowScorer
     from infiniretri.sources import open_documents
 
     deadline = Deadline(args.deadline)
@@ -212,28 +210,23 @@ def tune(args: argparse.Namespace) -> Path:
     base = _engine(args.device, args.dtype, "{}")
     default = engine_settings(base)
     layers = tuple(range(base.num_layers))
-    raw = base.with_options(phrase_tokens=1)
+    scorers = {width: WindowScorer(width, 1) for width in TUNE_LAYERS_PHRASES}
 
     # A. one pass over the whole document, all layers at once, every phrase width.
     started = time.perf_counter()
     table: dict[tuple[int, int], dict[int, list[float]]] = {}
     for doc in docs:
-        units = list(raw.segmenter.units(open_documents(doc.text)))
-        qids = raw._question_ids(doc.question)
-        scores, _ = raw._phrase_scores(units, qids, layers)
+        units = list(base.segmenter.units(open_documents(doc.text)))
         lengths = [len(u.ids) for u in units]
-        owner = torch.repeat_interleave(torch.arange(len(units)), torch.tensor(lengths))
-        for layer in layers:
-            token = scores[layer].float().cpu()
-            for width in TUNE_LAYERS_PHRASES:
-                phrase = phrase_scores(token, width)
-                best = torch.full((len(units),), float("-inf"))
-                best = best.scatter_reduce(0, owner, phrase, reduce="amax").tolist()
-                row = table.setdefault((layer, width), {b: [] for b in BUDGETS})
-                for budget in BUDGETS:
-                    keep = fill_budget(best, lengths, budget)
-                    spans = [(units[i].char_start, units[i].char_end) for i in keep]
-                    row[budget].append(recall_stats(found(doc.gold, spans))[0])
+        with base.unit_attention(units, doc.question, layers) as captured:
+            for layer in layers:
+                for width, scorer in scorers.items():
+                    best = scorer.select(captured[layer])[0].unit_scores
+                    row = table.setdefault((layer, width), {b: [] for b in BUDGETS})
+                    for budget in BUDGETS:
+                        keep = fill_budget(best, lengths, budget)
+                        spans = [(units[i].char_start, units[i].char_end) for i in keep]
+                        row[budget].append(recall_stats(found(doc.gold, spans))[0])
     single_pass = [
         {
             "retrieval_layer": layer,

@@ -15,7 +15,7 @@ from infiniretri.generation import end_token_ids, greedy_batch
 
 def question_ids(engine, question: str) -> list[int]:
     """The question's ids as the engine reads them."""
-    return engine._question_ids(question.strip())
+    return engine.question_ids(question)
 
 
 def unit_ids(engine, texts: Sequence[str]) -> list[list[int]]:

@@ -192,6 +192,12 @@ def decoder_layers(model) -> int:
     return n
 
 
+def run_request(model, input_ids: torch.Tensor, request: CaptureRequest) -> None:
+    """One forward pass that carries ``request`` and stops after its last layer."""
+    with contextlib.suppress(_StopForward):
+        model(input_ids=input_ids, use_cache=False, **{CAPTURE_KWARG: request})
+
+
 @torch.inference_mode()
 def capture(
     model,
@@ -205,8 +211,7 @@ def capture(
     Each value sums, over heads and valid query rows, the attention each position receives.
     """
     request = CaptureRequest(layers=tuple(sorted(set(layers))), rows=rows, row_valid=row_valid)
-    with contextlib.suppress(_StopForward):
-        model(input_ids=input_ids, use_cache=False, **{CAPTURE_KWARG: request})
+    run_request(model, input_ids, request)
     missing = [layer for layer in request.layers if layer not in request.scores]
     if missing:
         raise ValueError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,49 @@ def _layer(value: str) -> int | str:
         return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer or 'auto', got {value!r}") from None
+
+
+def _optional_int(value: str) -> int | None:
+    if value.lower() == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or 'none', got {value!r}") from None
+
+
+_PARSERS = {"int": int, "int | None": _optional_int, "int | str": _layer, "str": str}
+"""How a flag's text becomes a setting's value, by the setting's annotation."""
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`EngineSettings` field (``--chunk-tokens`` ...), doc and default.
+
+    Flags left out keep the setting's default (they parse to nothing).
+    """
+    from .settings import EngineSettings
+
+    group = parser.add_argument_group("engine settings")
+    docs, defaults = EngineSettings.docs(), EngineSettings.defaults()
+    for field in dataclasses.fields(EngineSettings):
+        flag = "--" + field.name.replace("_", "-")
+        shown = defaults[field.name]
+        text = f"{docs[field.name]} (default: {shown!r})".replace("%", "%%")
+        if field.type == "bool":
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text
+            )
+        else:
+            group.add_argument(
+                flag, type=_PARSERS[field.type], default=argparse.SUPPRESS, help=text
+            )
+
+
+def setting_options(args: argparse.Namespace) -> dict:
+    """The engine settings given on the command line."""
+    from .settings import EngineSettings
+
+    return {name: getattr(args, name) for name in EngineSettings.names() if hasattr(args, name)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--model", default=None, help="local model path (default: embedded model)")
     ask.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
     ask.add_argument("--dtype", default=None, help="float32, bfloat16, ...")
-    ask.add_argument("--chunk-tokens", type=int, default=1024)
-    ask.add_argument("--phrase-tokens", type=int, default=8)
-    ask.add_argument("--top-k-tokens", type=int, default=300)
-    ask.add_argument("--retrieval-layer", type=_layer, default="auto")
-    ask.add_argument("--max-cache-tokens", type=int, default=None)
-    ask.add_argument("--max-new-tokens", type=int, default=128)
+    ask.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit")
     ask.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_setting_flags(ask)
     return parser
 
 
@@ -60,6 +100,7 @@ def _ask(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .engine import InfiniRetri
+    from .settings import EngineSettings
 
     source = _source(args.path)
     if isinstance(source, Path):
@@ -67,15 +108,9 @@ def _ask(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{args.path}: no such file")
         if source.is_dir():
             raise ValueError(f"{args.path} is a directory, not a text file")
+    settings = EngineSettings.from_options(setting_options(args))
     engine = InfiniRetri.from_pretrained(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        chunk_tokens=args.chunk_tokens,
-        phrase_tokens=args.phrase_tokens,
-        top_k_tokens=args.top_k_tokens,
-        retrieval_layer=args.retrieval_layer,
-        max_cache_tokens=args.max_cache_tokens,
+        args.model, device=args.device, dtype=args.dtype, settings=settings
     )
     bar = tqdm(unit="tok", desc="reading", file=sys.stderr, disable=args.no_progress)
     seen = 0

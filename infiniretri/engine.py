@@ -1,42 +1,37 @@
-"""The InfiniRetri engine: scan unbounded text chunk by chunk, keep what the question attends to."""
+"""The InfiniRetri engine: scan unbounded text chunk by chunk, keep what the question attends to.
+
+:class:`InfiniRetri` is a thin facade over the parts: :class:`~infiniretri.model_context.
+ModelContext` (model, tokenizer, the capture forward), :class:`~infiniretri.scan.Scanner` (the
+sliding-window loop), a :class:`~infiniretri.scoring.Scorer` (attention to kept sentences) and
+:class:`~infiniretri.answering.Answerer` (the answer step). Its options are one
+:class:`~infiniretri.settings.EngineSettings`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 
-from .attention import capture, decoder_layers, install_capture, text_config
-from .cache import SentenceCache
+from .answering import Answerer, AnswerPrompt, AnswerStream
 from .calibration import NeedleTrial, best_layer, model_key, rank_layers, store_layer, stored_layer
-from .forward import ForwardRunner
-from .generation import GenerationCounter, end_token_ids, greedy_batch, stream_greedy
-from .loading import MODEL_ID_ATTR, load_model
-from .prep import PrepPool, default_workers
-from .prompt import DEFAULT_PROMPT, PromptLayout
-from .results import Answer, Retrieval, Sentence, Stats
-from .scan import ScanItem, StepSettings, run_scan
-from .scoring import phrase_scores
-from .segments import Segmenter, Unit
-from .sources import Source, open_documents
+from .loading import load_model
+from .model_context import ModelContext
+from .prompt import PromptLayout
+from .results import Answer, Retrieval, Sentence
+from .scan import MIN_CACHE_TOKENS, ScanItem, Scanner
+from .scoring import Scorer, TokenScores, WindowScorer
+from .segments import Unit
+from .settings import EngineSettings, positive_int
+from .sources import Source
 
 ProgressCallback = Callable[[int], None]
 
-MIN_CACHE_TOKENS = 64
-"""The least room the cache must have next to a chunk and the question."""
-
 DEFAULT_MAX_SENTENCE_TOKENS = 128
-
-DEFAULT_BATCH_SIZE = 16
-"""Pairs scanned together by ``retrieve_batch`` and ``answer_batch``."""
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+"""Sentence cap when ``max_sentence_tokens`` is ``None`` (never more than the chunk)."""
 
 
 def _check_question(question: Any) -> str:
@@ -72,104 +67,64 @@ def _check_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     return checked
 
 
-def context_window(model, tokenizer) -> int:
-    """Tokens the model can read at once."""
-    config = text_config(model)
-    limits = [getattr(config, "max_position_embeddings", None)]
-    limits.append(getattr(tokenizer, "model_max_length", None))
-    limits = [n for n in limits if isinstance(n, int) and 0 < n < 10_000_000]
-    return min(limits) if limits else 2048
-
-
 class InfiniRetri:
     """Attention-based retrieval and question answering over text of any length.
 
     Args:
         model: a Hugging Face causal LM (any attention implementation).
         tokenizer: its tokenizer (a chat template is used when it has one).
-        chunk_tokens: document tokens read per step.
-        phrase_tokens: width of the window that sums token scores into phrase scores.
-        top_k_tokens: phrase positions kept per step; the sentences holding them form the cache.
-        retrieval_layer: decoder layer whose attention is read (negative counts from the top),
-            or ``"auto"`` to calibrate it once per model on synthetic needles.
-        max_cache_tokens: upper bound of the cache; by default whatever fits the context window
-            next to a chunk and the question.
-        prompt_template: the user turn, with ``{context}`` before ``{question}``.
-        max_sentence_tokens: longer sentences are cut into pieces of at most this many tokens.
-        prep_workers: processes that split and tokenize long documents ahead of the scan;
-            ``None`` picks 0 on a CPU and up to 8 on a GPU. Results do not depend on it.
-        cuda_graphs: on CUDA, replay the scan's forward passes as CUDA graphs (recorded once per
-            padded shape). Results do not depend on it.
-        batch_size: pairs that ``retrieve_batch`` and ``answer_batch`` run together.
+        settings: an :class:`EngineSettings`; keyword ``options`` override its fields. Every
+            option, its default and its doc: ``EngineSettings.docs()``.
+
+    Each setting can also be read as an attribute (``engine.chunk_tokens``), except
+    ``max_sentence_tokens``, which gives the cap in use (``settings.max_sentence_tokens`` may be
+    ``None``, for the default).
     """
 
     def __init__(
-        self,
-        model,
-        tokenizer,
-        chunk_tokens: int = 1024,
-        phrase_tokens: int = 8,
-        top_k_tokens: int = 300,
-        retrieval_layer: int | str = "auto",
-        max_cache_tokens: int | None = None,
-        *,
-        prompt_template: str = DEFAULT_PROMPT,
-        max_sentence_tokens: int | None = None,
-        prep_workers: int | None = None,
-        cuda_graphs: bool = True,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        self, model, tokenizer, settings: EngineSettings | None = None, **options: Any
     ) -> None:
-        if model is None or not hasattr(model, "config"):
-            raise ValueError("model must be a Hugging Face causal language model")
-        if tokenizer is None or not callable(tokenizer):
-            raise ValueError("tokenizer must be the model's Hugging Face tokenizer")
-        self.model = model
-        self.tokenizer = tokenizer
-        self.chunk_tokens = _positive_int("chunk_tokens", chunk_tokens)
-        self.phrase_tokens = _positive_int("phrase_tokens", phrase_tokens)
-        self.top_k_tokens = _positive_int("top_k_tokens", top_k_tokens)
-        if max_cache_tokens is not None:
-            _positive_int("max_cache_tokens", max_cache_tokens)
-        self.max_cache_tokens = max_cache_tokens
-        self.num_layers = decoder_layers(model)
-        self._layer = self._check_layer(retrieval_layer)
-        self.retrieval_layer = retrieval_layer
+        if settings is not None and not isinstance(settings, EngineSettings):
+            raise ValueError(f"settings must be an EngineSettings, got {type(settings).__name__}")
+        base = settings or EngineSettings()
+        self._setup(ModelContext(model, tokenizer), base.replace(**options))
+
+    def _setup(self, context: ModelContext, settings: EngineSettings) -> None:
+        """Derive everything from the model and the settings (nothing is copied between engines)."""
+        self.context = context
+        self.settings = settings
+        self._layer = (
+            None
+            if settings.retrieval_layer == "auto"
+            else context.check_layer(settings.retrieval_layer)
+        )
         self._layer_lock = threading.Lock()
-        self.layout = PromptLayout.from_tokenizer(tokenizer, prompt_template)
-        self.prompt_template = prompt_template
-        self.context_window = context_window(model, tokenizer)
-        most = self.context_window - self.layout.overhead - MIN_CACHE_TOKENS - 16
-        if self.chunk_tokens > most:
+        self.layout = PromptLayout.from_tokenizer(context.tokenizer, settings.prompt_template)
+        most = context.context_window - self.layout.overhead - MIN_CACHE_TOKENS - 16
+        if settings.chunk_tokens > most:
             raise ValueError(
-                f"chunk_tokens={self.chunk_tokens} is too large for the model's context window of "
-                f"{self.context_window} tokens (at most {max(most, 0)} leaves room for the cache "
-                "and the question)"
+                f"chunk_tokens={settings.chunk_tokens} is too large for the model's context window "
+                f"of {context.context_window} tokens (at most {max(most, 0)} leaves room for the "
+                "cache and the question)"
             )
-        sentence_cap = (
-            min(DEFAULT_MAX_SENTENCE_TOKENS, self.chunk_tokens)
-            if max_sentence_tokens is None
-            else max_sentence_tokens
+        cap = settings.max_sentence_tokens or DEFAULT_MAX_SENTENCE_TOKENS
+        self.max_sentence_tokens = min(cap, settings.chunk_tokens)
+        """Sentences longer than this many tokens are cut into pieces."""
+        prep = context.prep_pool(self.max_sentence_tokens, settings.prep_workers)
+        self.segmenter = prep.segmenter
+        self.scorer: Scorer = WindowScorer(settings.phrase_tokens, settings.top_k_tokens)
+        """Turns captured attention into kept sentences."""
+        self.scanner = Scanner(
+            context,
+            self.layout,
+            prep,
+            self.scorer,
+            chunk_tokens=settings.chunk_tokens,
+            max_cache_tokens=settings.max_cache_tokens,
+            batch_size=settings.batch_size,
+            graphs=settings.cuda_graphs,
         )
-        _positive_int("max_sentence_tokens", sentence_cap)
-        self.max_sentence_tokens = min(sentence_cap, self.chunk_tokens)
-        self.segmenter = Segmenter(tokenizer, self.max_sentence_tokens)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        if prep_workers is not None and (
-            isinstance(prep_workers, bool) or not isinstance(prep_workers, int) or prep_workers < 0
-        ):
-            raise ValueError(f"prep_workers must be a non-negative integer, got {prep_workers!r}")
-        self.prep_workers = prep_workers
-        self.cuda_graphs = bool(cuda_graphs)
-        install_capture(model)
-        self._end_ids = end_token_ids(model, tokenizer)
-        config = text_config(model)
-        self._heads = int(config.num_attention_heads)
-        self._pad_id = next(
-            (int(i) for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0
-        )
-        workers = default_workers(self.device.type) if prep_workers is None else prep_workers
-        self._prep = PrepPool(self.segmenter, workers)
-        self._runner = ForwardRunner(model, self._pad_id, graphs=self.cuda_graphs)
+        self.answerer = Answerer(context, self.layout, self.question_ids, settings.batch_size)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -182,9 +137,14 @@ class InfiniRetri:
         trust_remote_code: bool = False,
         allow_download: bool = False,
         allow_pickle: bool = False,
-        **engine_kwargs: Any,
+        settings: EngineSettings | None = None,
+        **options: Any,
     ) -> InfiniRetri:
-        """Load a model and build an engine; ``model=None`` is the embedded SmolLM2-135M."""
+        """Load a model and build an engine; ``model=None`` is the embedded SmolLM2-135M.
+
+        ``settings`` and ``options`` are checked before the model is loaded.
+        """
+        base = (settings or EngineSettings()).replace(**options)
         loaded, tokenizer = load_model(
             model,
             device=device,
@@ -193,53 +153,54 @@ class InfiniRetri:
             allow_download=allow_download,
             allow_pickle=allow_pickle,
         )
-        return cls(loaded, tokenizer, **engine_kwargs)
+        return cls(loaded, tokenizer, base)
 
-    def with_options(self, **engine_kwargs: Any) -> InfiniRetri:
-        """A new engine over the same model and tokenizer with other settings (no reload)."""
-        options = {
-            "chunk_tokens": self.chunk_tokens,
-            "phrase_tokens": self.phrase_tokens,
-            "top_k_tokens": self.top_k_tokens,
-            "retrieval_layer": self.retrieval_layer,
-            "max_cache_tokens": self.max_cache_tokens,
-            "prompt_template": self.prompt_template,
-            "max_sentence_tokens": self.max_sentence_tokens,
-            "prep_workers": self.prep_workers,
-            "cuda_graphs": self.cuda_graphs,
-            "batch_size": self.batch_size,
-        }
-        unknown = set(engine_kwargs) - set(options)
-        if unknown:
-            raise ValueError(f"unknown engine options: {sorted(unknown)}")
-        layer = engine_kwargs.get("retrieval_layer", self.retrieval_layer)
-        same_layer = layer == self.retrieval_layer
-        options.update(engine_kwargs)
-        engine = type(self)(self.model, self.tokenizer, **options)
-        if same_layer and engine._layer is None:
-            engine._layer = self._layer
-        if engine.cuda_graphs == self.cuda_graphs:
-            engine._runner = self._runner  # share recorded graphs and their memory
-        if (
-            engine.max_sentence_tokens == self.max_sentence_tokens
-            and engine._prep.workers == self._prep.workers
-        ):
-            engine._prep = self._prep  # share the worker processes
+    def with_options(self, **options: Any) -> InfiniRetri:
+        """A new engine over the same model with some settings changed (no reload).
+
+        The new settings are ``dataclasses.replace(engine.settings, **options)``; everything
+        derived from them is derived again, so the result equals a fresh engine built with those
+        settings. Recorded CUDA graphs, worker processes and a calibrated layer are shared.
+        """
+        engine = object.__new__(type(self))
+        engine._setup(self.context, self.settings.replace(**options))
         return engine
 
     # ----------------------------------------------------------------- properties
+    def __getattr__(self, name: str) -> Any:
+        if name in EngineSettings.names() and "settings" in self.__dict__:
+            return getattr(self.settings, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def model(self):
+        """The Hugging Face model."""
+        return self.context.model
+
+    @property
+    def tokenizer(self):
+        """Its tokenizer."""
+        return self.context.tokenizer
+
     @property
     def model_name(self) -> str:
-        config = self.model.config
-        return str(
-            getattr(config, MODEL_ID_ATTR, None)
-            or getattr(self.model, "name_or_path", "")
-            or type(self.model).__name__
-        )
+        """The model's name or path."""
+        return self.context.model_name
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where the model runs."""
+        return self.context.device
+
+    @property
+    def num_layers(self) -> int:
+        """Decoder layers of the model."""
+        return self.context.num_layers
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model can read at once."""
+        return self.context.context_window
 
     @property
     def retrieval_layer_index(self) -> int:
@@ -250,18 +211,24 @@ class InfiniRetri:
                     self._layer = self._calibrated_layer()
         return self._layer
 
+    @property
+    def cuda_graph_error(self) -> str | None:
+        """Why CUDA graphs were turned off (recording a forward failed), or ``None``."""
+        return self.context.runner(self.settings.cuda_graphs).graph_error
+
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` for this model (no special tokens)."""
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
         return len(self.segmenter.encode_text(text))
 
+    def question_ids(self, question: str) -> list[int]:
+        """The question's token ids as the scan and the answer prompt read them."""
+        return self.segmenter.encode_text(self.layout.question_lead + _check_question(question))
+
     def __repr__(self) -> str:
-        return (
-            f"InfiniRetri(model={self.model_name!r}, chunk_tokens={self.chunk_tokens}, "
-            f"phrase_tokens={self.phrase_tokens}, top_k_tokens={self.top_k_tokens}, "
-            f"retrieval_layer={self.retrieval_layer!r}, max_cache_tokens={self.max_cache_tokens})"
-        )
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.settings.changed().items())
+        return f"InfiniRetri(model={self.model_name!r}{', ' if settings else ''}{settings})"
 
     # ----------------------------------------------------------------- retrieval
     def retrieve(
@@ -299,26 +266,18 @@ class InfiniRetri:
     def _scan_item(self, source: Source, question: Any, label: str) -> ScanItem:
         try:
             question = _check_question(question)
-            question_ids = self._question_ids(question)
-            budget = self._cache_budget(len(question_ids))
-            documents = open_documents(source)
+            ids = self.question_ids(question)
+            item_label = "source" if label == "source" else f"{label}: source"
+            return self.scanner.item(source, question, ids, item_label)
         except (ValueError, FileNotFoundError) as err:
             if label == "source":
                 raise
             raise type(err)(f"{label}: {err}") from None
-        label = "source" if label == "source" else f"{label}: source"
-        units = self._prep.units(documents)
-        return ScanItem.start(
-            question, question_ids, budget, documents, units, self.chunk_tokens, label
-        )
 
     def _scan(self, items: list[ScanItem], progress, cancel) -> list[Retrieval]:
         layer = self.retrieval_layer_index
-        settings = StepSettings(
-            self.layout, self._runner, layer, self._heads, self.phrase_tokens, self.top_k_tokens
-        )
-        run_scan(items, settings, progress, cancel, self.batch_size)
-        return [self._retrieval(item.question, item.cache, item.stats(layer)) for item in items]
+        self.scanner.run(items, layer, progress, cancel)
+        return [_retrieval(item, layer) for item in items]
 
     # ----------------------------------------------------------------- answers
     def answer(
@@ -332,10 +291,9 @@ class InfiniRetri:
         cancel: Any = None,
     ) -> Answer:
         """Scan ``source`` and answer ``question`` from the final cache alone."""
-        _positive_int("max_new_tokens", max_new_tokens)
-        _check_stop(stop)
+        stops = _check_generation(max_new_tokens, stop)
         retrieval = self.retrieve(source, question, progress=progress, cancel=cancel)
-        return self.answer_from(retrieval, max_new_tokens=max_new_tokens, stop=stop)
+        return self.answerer.answer(retrieval, max_new_tokens, stops)
 
     def answer_batch(
         self,
@@ -348,10 +306,22 @@ class InfiniRetri:
     ) -> list[Answer]:
         """:meth:`answer` for many ``(source, question)`` pairs: one batched scan, then batched
         greedy generation. Each answer is what :meth:`answer` gives for that pair alone."""
-        _positive_int("max_new_tokens", max_new_tokens)
-        _check_stop(stop)
+        _check_generation(max_new_tokens, stop)
         retrievals = self.retrieve_batch(pairs, progress=progress, cancel=cancel)
         return self.answer_from_batch(retrievals, max_new_tokens=max_new_tokens, stop=stop)
+
+    def answer_from(
+        self,
+        retrieval: Retrieval,
+        *,
+        max_new_tokens: int = 128,
+        stop: Sequence[str] | str | None = None,
+    ) -> Answer:
+        """Answer the retrieval's question from its cached sentences."""
+        _check_retrieval(retrieval, "retrieval")
+        return self.answerer.answer(
+            retrieval, max_new_tokens, _check_generation(max_new_tokens, stop)
+        )
 
     def answer_from_batch(
         self,
@@ -361,36 +331,12 @@ class InfiniRetri:
         stop: Sequence[str] | str | None = None,
     ) -> list[Answer]:
         """:meth:`answer_from` for many retrievals, generated in batches of ``batch_size``."""
-        _positive_int("max_new_tokens", max_new_tokens)
-        stops = _check_stop(stop)
+        stops = _check_generation(max_new_tokens, stop)
         if isinstance(retrievals, (str, bytes)) or not isinstance(retrievals, Sequence):
             raise ValueError("retrievals must be a list of Retrieval")
-        prompts, limits = [], []
         for i, retrieval in enumerate(retrievals):
-            if not isinstance(retrieval, Retrieval):
-                raise ValueError(
-                    f"retrievals[{i}] must be a Retrieval, got {type(retrieval).__name__}"
-                )
-            prompt, limit = self._answer_prompt(retrieval, max_new_tokens)
-            prompts.append(prompt)
-            limits.append(limit)
-        answers: list[Answer] = []
-        for start in range(0, len(prompts), self.batch_size):
-            end = start + self.batch_size
-            done = greedy_batch(
-                self.model,
-                self.tokenizer,
-                prompts[start:end],
-                limits[start:end],
-                self._end_ids,
-                stops,
-                self._pad_id,
-            )
-            for retrieval, prompt, (text, count) in zip(
-                retrievals[start:end], prompts[start:end], done
-            ):
-                answers.append(Answer(text, retrieval, len(prompt), count))
-        return answers
+            _check_retrieval(retrieval, f"retrievals[{i}]")
+        return self.answerer.batch(retrievals, max_new_tokens, stops)
 
     def stream_answer(
         self,
@@ -401,31 +347,25 @@ class InfiniRetri:
         stop: Sequence[str] | str | None = None,
         progress: ProgressCallback | None = None,
         cancel: Any = None,
-    ) -> Iterator[str]:
-        """Like :meth:`answer`, yielding the answer's text pieces as the model writes them."""
-        _positive_int("max_new_tokens", max_new_tokens)
-        _check_stop(stop)
+    ) -> AnswerStream:
+        """Like :meth:`answer`, streaming the answer's text pieces as the model writes them.
+
+        The scan runs when the stream is first read; its ``usage`` is set when it ends.
+        """
+        stops = _check_generation(max_new_tokens, stop)
         _check_question(question)
-        return self._stream_after_scan(source, question, max_new_tokens, stop, progress, cancel)
 
-    def _stream_after_scan(self, source, question, max_new_tokens, stop, progress, cancel):
-        retrieval = self.retrieve(source, question, progress=progress, cancel=cancel)
-        yield from self.stream_answer_from(retrieval, max_new_tokens=max_new_tokens, stop=stop)
+        def produce(stream: AnswerStream) -> Iterator[str]:
+            retrieval = self.retrieve(source, question, progress=progress, cancel=cancel)
+            stream.retrieval = retrieval
+            inner = self.answerer.stream(retrieval, max_new_tokens, stops)
+            try:
+                yield from inner
+            finally:
+                inner.close()
+                stream.usage = inner.usage
 
-    def answer_from(
-        self,
-        retrieval: Retrieval,
-        *,
-        max_new_tokens: int = 128,
-        stop: Sequence[str] | str | None = None,
-    ) -> Answer:
-        """Answer the retrieval's question from its cached sentences."""
-        counter = GenerationCounter()
-        pieces = self.stream_answer_from(
-            retrieval, max_new_tokens=max_new_tokens, stop=stop, _counter=counter
-        )
-        text = "".join(pieces)
-        return Answer(text, retrieval, counter.prompt_tokens, counter.generated_tokens)
+        return AnswerStream(produce)
 
     def stream_answer_from(
         self,
@@ -433,106 +373,92 @@ class InfiniRetri:
         *,
         max_new_tokens: int = 128,
         stop: Sequence[str] | str | None = None,
-        _counter: GenerationCounter | None = None,
-    ) -> Iterator[str]:
-        """Yield the answer to the retrieval's question, piece by piece."""
-        if not isinstance(retrieval, Retrieval):
-            raise ValueError(f"retrieval must be a Retrieval, got {type(retrieval).__name__}")
-        _positive_int("max_new_tokens", max_new_tokens)
-        stops = _check_stop(stop)
-        prompt, limit = self._answer_prompt(retrieval, max_new_tokens)
-        return stream_greedy(
-            self.model, self.tokenizer, prompt, limit, self._end_ids, stops, _counter
+    ) -> AnswerStream:
+        """The answer to the retrieval's question, piece by piece; ``usage`` is set at its end."""
+        _check_retrieval(retrieval, "retrieval")
+        return self.answerer.stream(
+            retrieval, max_new_tokens, _check_generation(max_new_tokens, stop)
         )
 
-    def _answer_prompt(self, retrieval: Retrieval, max_new_tokens: int) -> tuple[list[int], int]:
-        """The answer prompt's ids and the tokens that may be generated after it."""
-        context = [i for ids in retrieval.token_ids for i in ids]
-        prompt = self.layout.build(context, self._question_ids(retrieval.question)).ids
-        room = self.context_window - len(prompt)
-        if room < 1:
-            raise ValueError("the cache and the question leave no room for an answer")
-        return prompt, min(max_new_tokens, room)
+    def answer_prompt(self, retrieval: Retrieval, max_new_tokens: int = 128) -> AnswerPrompt:
+        """The prompt the answer is generated after, and the tokens that may follow it."""
+        _check_retrieval(retrieval, "retrieval")
+        positive_int("max_new_tokens", max_new_tokens)
+        return self.answerer.prompt(retrieval, max_new_tokens)
 
-    # ----------------------------------------------------------------- internals
-    def _check_layer(self, layer: int | str) -> int | None:
-        if layer == "auto":
-            return None
-        if isinstance(layer, bool) or not isinstance(layer, int):
-            raise ValueError(f"retrieval_layer must be an int or 'auto', got {layer!r}")
-        if not -self.num_layers <= layer < self.num_layers:
+    # ----------------------------------------------------------------- attention of units
+    @contextlib.contextmanager
+    def unit_attention(
+        self, units: Sequence[Unit], question: str, layers: Sequence[int]
+    ) -> Iterator[dict[int, TokenScores]]:
+        """Attention of ``question`` to ``units`` read as one context, at each of ``layers``.
+
+        One capture forward, no scan: for calibration and benchmarks that score fixed sets of
+        sentences with any :class:`~infiniretri.scoring.Scorer`. The tensors are valid inside
+        the ``with`` block.
+        """
+        layers = tuple(sorted({self.context.check_layer(layer) for layer in layers}))
+        if not units:
+            raise ValueError("units is empty")
+        ids = [i for u in units for i in u.ids]
+        prompt = self.layout.build(ids, self.question_ids(question))
+        if len(prompt.ids) > self.context_window:
             raise ValueError(
-                f"retrieval_layer={layer} is out of range for a model of {self.num_layers} layers "
-                f"(use {-self.num_layers}..{self.num_layers - 1})"
+                f"units and question hold {len(prompt.ids)} tokens, more than the model's "
+                f"{self.context_window}-token window"
             )
-        return layer % self.num_layers
+        with self.context.capture([prompt], [[len(u.ids) for u in units]], layers) as captured:
+            yield captured
 
-    def _question_ids(self, question: str) -> list[int]:
-        return self.segmenter.encode_text(self.layout.question_lead + question)
-
-    def _cache_budget(self, question_tokens: int) -> int:
-        room = self.context_window - self.layout.overhead - self.chunk_tokens - question_tokens
-        if room < MIN_CACHE_TOKENS:
-            raise ValueError(
-                f"question is too long: {question_tokens} tokens leave no room for the cache next "
-                f"to a chunk of {self.chunk_tokens} tokens in a {self.context_window}-token window"
-            )
-        return min(room, self.max_cache_tokens) if self.max_cache_tokens else room
-
-    def _phrase_scores(
-        self, units: list[Unit], question_ids: list[int], layers: tuple[int, ...]
-    ) -> tuple[dict[int, torch.Tensor], int]:
-        """Phrase scores over the units' tokens at each layer, and the prompt's length."""
-        context = [i for u in units for i in u.ids]
-        prompt = self.layout.build(context, question_ids)
-        device = self.device
-        input_ids = torch.tensor([prompt.ids], device=device)
-        rows = torch.arange(prompt.question_start, prompt.question_end, device=device)[None]
-        valid = torch.ones_like(rows, dtype=torch.float32)
-        captured = capture(self.model, input_ids, rows, valid, layers)
-        norm = float(self._heads * rows.shape[1])
-        scores = {
-            layer: phrase_scores(
-                captured[layer][0, prompt.context_start : prompt.context_end] / norm,
-                self.phrase_tokens,
-            )
-            for layer in layers
-        }
-        return scores, len(prompt.ids)
-
-    def _retrieval(self, question: str, cache: SentenceCache, stats: Stats) -> Retrieval:
-        sentences = [
-            Sentence(u.text, score, u.doc_index, u.char_start, u.char_end)
-            for u, score in zip(cache.units, cache.scores)
+    def units(self, texts: Sequence[str]) -> list[Unit]:
+        """Texts as retrieval units, each read as one sentence (no splitting)."""
+        return [
+            Unit(0, 0, len(text), text, ids)
+            for text, ids in zip(texts, self.segmenter.encode(texts))
         ]
-        return Retrieval(question, sentences, stats, [list(u.ids) for u in cache.units])
 
+    # ----------------------------------------------------------------- calibration
     def calibrate_layers(self, trials: int = 12, seed: int = 0) -> dict[int, float]:
         """Mean reciprocal rank of a synthetic needle at every layer (see ``calibration``)."""
 
         def score(trial: NeedleTrial, layers: tuple[int, ...]) -> dict[int, list[float]]:
-            units = [
-                Unit(0, 0, len(text), text, ids)
-                for text, ids in zip(trial.sentences, self.segmenter.encode(trial.sentences))
-            ]
-            phrase, _ = self._phrase_scores(units, self._question_ids(trial.question), layers)
-            owner = torch.repeat_interleave(
-                torch.arange(len(units)), torch.tensor([len(u.ids) for u in units])
-            )
-            result = {}
-            for layer, values in phrase.items():
-                best = torch.full((len(units),), float("-inf"))
-                best = best.scatter_reduce(0, owner, values.float().cpu(), reduce="amax")
-                result[layer] = best.tolist()
-            return result
+            units = self.units(trial.sentences)
+            with self.unit_attention(units, trial.question, layers) as captured:
+                return {
+                    layer: self.scorer.select(values)[0].unit_scores
+                    for layer, values in captured.items()
+                }
 
         return rank_layers(score, self.num_layers, trials=trials, seed=seed)
 
     def _calibrated_layer(self) -> int:
+        if self.context.auto_layer is not None:
+            return self.context.auto_layer
         key = model_key(self.model)
-        stored = stored_layer(key)
-        if stored is not None and 0 <= stored < self.num_layers:
-            return stored
-        layer = best_layer(self.calibrate_layers())
-        store_layer(key, layer)
+        layer = stored_layer(key)
+        if layer is None or not 0 <= layer < self.num_layers:
+            layer = best_layer(self.calibrate_layers())
+            store_layer(key, layer)
+        self.context.auto_layer = layer
         return layer
+
+
+def _check_generation(max_new_tokens: Any, stop: Any) -> tuple[str, ...]:
+    positive_int("max_new_tokens", max_new_tokens)
+    return _check_stop(stop)
+
+
+def _check_retrieval(retrieval: Any, name: str) -> None:
+    if not isinstance(retrieval, Retrieval):
+        raise ValueError(f"{name} must be a Retrieval, got {type(retrieval).__name__}")
+
+
+def _retrieval(item: ScanItem, layer: int) -> Retrieval:
+    cache = item.cache
+    sentences = [
+        Sentence(u.text, score, u.doc_index, u.char_start, u.char_end)
+        for u, score in zip(cache.units, cache.scores)
+    ]
+    return Retrieval(
+        item.question, sentences, item.stats(layer), [list(u.ids) for u in cache.units]
+    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .attention import CAPTURE_KWARG, CaptureRequest, _StopForward, capture, causal_only
+from .attention import CaptureRequest, capture, causal_only, run_request
 
 MAX_GRAPHS = 96
 """Graphs kept per runner; further shapes run without a graph."""
@@ -31,7 +31,7 @@ class _Graph:
     input_ids: torch.Tensor
     rows: torch.Tensor
     row_valid: torch.Tensor
-    scores: torch.Tensor
+    scores: dict[int, torch.Tensor]
 
 
 def _round_up(n: int, step: int) -> int:
@@ -39,7 +39,7 @@ def _round_up(n: int, step: int) -> int:
 
 
 class ForwardRunner:
-    """Runs capture forwards for one model and one layer; holds its CUDA graphs.
+    """Runs capture forwards for one model; holds its CUDA graphs.
 
     Use :meth:`session`: while a session is open the tensors it returned stay valid (a graph's
     outputs are overwritten by its next replay, so sessions over graphs are serialized).
@@ -60,7 +60,7 @@ class ForwardRunner:
         self.graphs = bool(graphs) and self.device.type == "cuda"
         self.length_bucket = length_bucket
         self.rows_bucket = rows_bucket
-        self._graphs: dict[tuple[int, int, int, int], _Graph] = {}
+        self._graphs: dict[tuple[int, int, int, tuple[int, ...]], _Graph] = {}
         self._pool = None
         self._lock = threading.Lock()
         self.graph_error: str | None = None
@@ -76,13 +76,15 @@ class ForwardRunner:
 
     @torch.inference_mode()
     def scores(
-        self, prompts: Sequence[Sequence[int]], rows: Sequence[range], layer: int
-    ) -> torch.Tensor:
-        """``(B, T)`` attention each position receives from its prompt's ``rows``.
+        self, prompts: Sequence[Sequence[int]], rows: Sequence[range], layers: tuple[int, ...]
+    ) -> dict[int, torch.Tensor]:
+        """``{layer: (B, T)}``: attention each position receives from its prompt's ``rows``.
 
         Summed over heads and rows; ``T`` is at least the longest prompt (padding scores are
-        meaningless). Call inside :meth:`session`.
+        meaningless). The forward stops at the highest of ``layers``. Call inside
+        :meth:`session`.
         """
+        layers = tuple(sorted(set(layers)))
         longest = max(len(p) for p in prompts)
         most_rows = max(len(r) for r in rows)
         if self.graphs:
@@ -90,7 +92,7 @@ class ForwardRunner:
                 len(prompts),
                 _round_up(longest, self.length_bucket),
                 _round_up(most_rows, self.rows_bucket),
-                layer,
+                layers,
             )
             graph = self._graphs.get(key)
             if graph is None and len(self._graphs) < MAX_GRAPHS:
@@ -109,7 +111,7 @@ class ForwardRunner:
                 return graph.scores
         ids, row_ids, valid = self._host_inputs(prompts, rows, longest, most_rows)
         dev = self.device
-        return capture(self.model, ids.to(dev), row_ids.to(dev), valid.to(dev), (layer,))[layer]
+        return capture(self.model, ids.to(dev), row_ids.to(dev), valid.to(dev), layers)
 
     def _host_inputs(self, prompts, rows, length: int, n_rows: int):
         ids = np.full((len(prompts), length), self.pad_id, dtype=np.int64)
@@ -121,13 +123,12 @@ class ForwardRunner:
             valid[b, : len(r)] = 1.0
         return torch.from_numpy(ids), torch.from_numpy(row_ids), torch.from_numpy(valid)
 
-    def _run(self, ids, rows, valid, layer: int) -> torch.Tensor:
-        request = CaptureRequest(layers=(layer,), rows=rows, row_valid=valid)
-        with contextlib.suppress(_StopForward):
-            self.model(input_ids=ids, use_cache=False, **{CAPTURE_KWARG: request})
-        return request.scores[layer]
+    def _run(self, ids, rows, valid, layers: tuple[int, ...]) -> dict[int, torch.Tensor]:
+        request = CaptureRequest(layers=layers, rows=rows, row_valid=valid)
+        run_request(self.model, ids, request)
+        return request.scores
 
-    def _record(self, batch: int, length: int, n_rows: int, layer: int) -> _Graph:
+    def _record(self, batch: int, length: int, n_rows: int, layers: tuple[int, ...]) -> _Graph:
         dev = self.device
         ids = torch.full((batch, length), self.pad_id, dtype=torch.long, device=dev)
         rows = torch.zeros((batch, n_rows), dtype=torch.long, device=dev)
@@ -136,16 +137,12 @@ class ForwardRunner:
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(side), causal_only():
             for _ in range(2):  # warm-up: lazy initialisation stays out of the graph
-                self._run(ids, rows, valid, layer)
+                self._run(ids, rows, valid, layers)
         torch.cuda.current_stream(dev).wait_stream(side)
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        request = CaptureRequest(layers=(layer,), rows=rows, row_valid=valid)
-        with (
-            contextlib.suppress(_StopForward),
-            causal_only(),
-            torch.cuda.graph(graph, pool=self._pool),
-        ):
-            self.model(input_ids=ids, use_cache=False, **{CAPTURE_KWARG: request})
-        return _Graph(graph, ids, rows, valid, request.scores[layer])
+        request = CaptureRequest(layers=layers, rows=rows, row_valid=valid)
+        with causal_only(), torch.cuda.graph(graph, pool=self._pool):
+            run_request(self.model, ids, request)
+        return _Graph(graph, ids, rows, valid, request.scores)

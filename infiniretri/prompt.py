@@ -17,6 +17,17 @@ _CONTEXT_MARK = "\u2063CONTEXT\u2063"
 _QUESTION_MARK = "\u2063QUESTION\u2063"
 
 
+def check_template(prompt_template: object) -> None:
+    """Raise ``ValueError`` unless ``prompt_template`` holds ``{context}`` before ``{question}``."""
+    if not isinstance(prompt_template, str):
+        raise ValueError("prompt_template must be a string")
+    ci, qi = prompt_template.find("{context}"), prompt_template.find("{question}")
+    if ci < 0 or qi < 0 or qi < ci:
+        raise ValueError(
+            f"prompt_template must contain {{context}} before {{question}}, got {prompt_template!r}"
+        )
+
+
 @dataclass(frozen=True)
 class BuiltPrompt:
     """Token ids of one prompt and where its context and question sit."""
@@ -41,14 +52,7 @@ class PromptLayout:
     @classmethod
     def from_tokenizer(cls, tokenizer, prompt_template: str = DEFAULT_PROMPT) -> PromptLayout:
         """Render ``prompt_template`` through the tokenizer's chat template (or plain text)."""
-        if not isinstance(prompt_template, str):
-            raise ValueError("prompt_template must be a string")
-        ci, qi = prompt_template.find("{context}"), prompt_template.find("{question}")
-        if ci < 0 or qi < 0 or qi < ci:
-            raise ValueError(
-                "prompt_template must contain {context} before {question}, "
-                f"got {prompt_template!r}"
-            )
+        check_template(prompt_template)
         content = prompt_template.replace("{context}", _CONTEXT_MARK).replace(
             "{question}", _QUESTION_MARK
         )

@@ -65,6 +65,42 @@ class Retrieval:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Tokens one answer cost: what the model read and what it wrote.
+
+    The one definition every integration reports (LangChain ``usage_metadata``, LlamaIndex
+    ``raw["usage"]``, the CLI's JSON).
+    """
+
+    scan_tokens: int = 0
+    """Tokens the scan fed through the model (cache, chunk, question and template, every step)."""
+    answer_prompt_tokens: int = 0
+    """Tokens of the answer prompt (final cache, question and template)."""
+    completion_tokens: int = 0
+    """Tokens the model generated."""
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Every token the model read: the scan's and the answer prompt's."""
+        return self.scan_tokens + self.answer_prompt_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens read and written."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by name, with ``prompt_tokens`` and ``total_tokens``."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "scan_tokens": self.scan_tokens,
+            "answer_prompt_tokens": self.answer_prompt_tokens,
+        }
+
+
+@dataclass(frozen=True)
 class Answer:
     """A generated answer and the retrieval it was read from."""
 
@@ -74,3 +110,10 @@ class Answer:
     """Tokens of the answer prompt (cache, question and template)."""
     generated_tokens: int = 0
     """Tokens the model generated."""
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens this answer cost, the scan's included."""
+        return Usage(
+            self.retrieval.stats.tokens_processed, self.prompt_tokens, self.generated_tokens
+        )

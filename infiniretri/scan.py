@@ -1,4 +1,6 @@
-"""The scan loop: many (source, question) items read in lockstep, one forward per step.
+"""The scanner: the sliding-window loop over one or many (source, question) items.
+
+Many items are read in lockstep, one forward per step.
 
 Each step builds every active item's prompt (its cache, its next chunk, its question), runs them as
 one right-padded batch up to the retrieval layer, and updates each item's cache from its own
@@ -16,12 +18,16 @@ from typing import Any
 from .cache import SentenceCache
 from .chunking import pack_chunks
 from .errors import ScanCancelled
-from .forward import ForwardRunner
+from .model_context import ModelContext
+from .prep import PrepPool
 from .prompt import PromptLayout
 from .results import Stats
-from .scoring import select_batch
+from .scoring import Scorer
 from .segments import Unit
-from .sources import DocumentReader
+from .sources import DocumentReader, Source, open_documents
+
+MIN_CACHE_TOKENS = 64
+"""The least room the cache must have next to a chunk and the question."""
 
 
 @dataclass
@@ -73,14 +79,75 @@ class ScanItem:
 
 @dataclass(frozen=True)
 class StepSettings:
-    """What a step needs from the engine."""
+    """What a step needs: how prompts are laid out, the model, the layer and the scorer."""
 
     layout: PromptLayout
-    runner: ForwardRunner
+    context: ModelContext
     layer: int
-    heads: int
-    phrase_tokens: int
-    top_k_tokens: int
+    scorer: Scorer
+    graphs: bool = True
+
+
+class Scanner:
+    """Reads sources chunk by chunk and keeps, per question, the sentences its attention picks.
+
+    Built by the engine from its settings; holds no per-scan state, so one scanner serves
+    concurrent scans.
+    """
+
+    def __init__(
+        self,
+        context: ModelContext,
+        layout: PromptLayout,
+        prep: PrepPool,
+        scorer: Scorer,
+        *,
+        chunk_tokens: int,
+        max_cache_tokens: int | None,
+        batch_size: int,
+        graphs: bool,
+    ) -> None:
+        self.context = context
+        self.layout = layout
+        self.prep = prep
+        self.scorer = scorer
+        self.chunk_tokens = chunk_tokens
+        self.max_cache_tokens = max_cache_tokens
+        self.batch_size = batch_size
+        self.graphs = graphs
+
+    def cache_budget(self, question_tokens: int) -> int:
+        """Tokens the cache may hold next to a chunk and a question of this length."""
+        window = self.context.context_window
+        room = window - self.layout.overhead - self.chunk_tokens - question_tokens
+        if room < MIN_CACHE_TOKENS:
+            raise ValueError(
+                f"question is too long: {question_tokens} tokens leave no room for the cache next "
+                f"to a chunk of {self.chunk_tokens} tokens in a {window}-token window"
+            )
+        return min(room, self.max_cache_tokens) if self.max_cache_tokens else room
+
+    def item(
+        self, source: Source, question: str, question_ids: list[int], label: str = "source"
+    ) -> ScanItem:
+        """A (source, question) ready to scan; a bad source or question is a ``ValueError``."""
+        budget = self.cache_budget(len(question_ids))
+        documents = open_documents(source)
+        units = self.prep.units(documents)
+        return ScanItem.start(
+            question, question_ids, budget, documents, units, self.chunk_tokens, label
+        )
+
+    def run(
+        self,
+        items: list[ScanItem],
+        layer: int,
+        progress: Callable[[int], None] | None = None,
+        cancel: Any = None,
+    ) -> None:
+        """Scan every item to its end at ``layer`` (:func:`run_scan`)."""
+        settings = StepSettings(self.layout, self.context, layer, self.scorer, self.graphs)
+        run_scan(items, settings, progress, cancel, self.batch_size)
 
 
 def run_scan(
@@ -121,29 +188,18 @@ def run_scan(
 
 def step(items: list[ScanItem], settings: StepSettings) -> None:
     """One forward over the items' prompts, then each item's selection; reads the next chunks."""
-    layout = settings.layout
     candidates = [[*item.cache.units, *item.upcoming] for item in items]
     prompts = [
-        layout.build(_context_ids(units), item.question_ids)
+        settings.layout.build(context_ids(units), item.question_ids)
         for item, units in zip(items, candidates)
     ]
-    with settings.runner.session() as runner:
-        scores = runner.scores(
-            [p.ids for p in prompts],
-            [range(p.question_start, p.question_end) for p in prompts],
-            settings.layer,
-        )
+    lengths = [[len(u.ids) for u in units] for units in candidates]
+    layer = settings.layer
+    with settings.context.capture(prompts, lengths, (layer,), graphs=settings.graphs) as captured:
         chunks = [item.upcoming for item in items]
         for item in items:  # read ahead while the device works
             item.advance()
-        selections = select_batch(
-            scores,
-            [p.context_start for p in prompts],
-            [[len(u.ids) for u in units] for units in candidates],
-            [float(settings.heads * (p.question_end - p.question_start)) for p in prompts],
-            settings.phrase_tokens,
-            settings.top_k_tokens,
-        )
+        selections = settings.scorer.select(captured[layer])
     for item, units, chunk, prompt, selection in zip(
         items, candidates, chunks, prompts, selections
     ):
@@ -154,7 +210,8 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
         item.processed += len(prompt.ids)
 
 
-def _context_ids(units: list[Unit]) -> list[int]:
+def context_ids(units: list[Unit]) -> list[int]:
+    """The units' token ids, back to back."""
     ids: list[int] = []
     for unit in units:
         ids.extend(unit.ids)

@@ -1,107 +1,152 @@
-"""Phrase scoring and sentence selection.
+"""Scorers: from captured attention to per-unit scores and the units kept.
 
-Token scores (attention each context token receives from the question) are summed over a sliding
-window of ``phrase_tokens`` to score phrases; the ``top_k_tokens`` best positions select the whole
-units (sentences) that hold them. A unit's score is the best phrase score inside it.
+A capture forward gives, per prompt, the attention each position receives from the question
+(summed over heads and question rows). A :class:`Scorer` turns a batch of these token scores,
+plus the units (sentences) that the prompts' contexts hold, into one :class:`Selection` per
+prompt: every unit's score and the units to keep. The scan, the batch scan, calibration and the
+benchmarks all score through this seam; a new scoring idea is a new ``Scorer``, apart from the
+pipeline (as kvpress keeps its presses apart from the model).
+
+The paper's scorer (:class:`WindowScorer`, and its plain per-prompt twin
+:class:`ReferenceScorer`): token scores are summed over a sliding window of ``phrase_tokens`` to
+score phrases; the ``top_k_tokens`` best positions select the whole units that hold them. A
+unit's score is the best phrase score inside it.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 
-def phrase_scores(token_scores: torch.Tensor, phrase_tokens: int) -> torch.Tensor:
-    """Sum of ``token_scores`` over a window of ``phrase_tokens`` centred on each position."""
-    if phrase_tokens <= 1:
-        return token_scores
-    left = phrase_tokens // 2
-    right = phrase_tokens - 1 - left
-    padded = F.pad(token_scores[None, None], (left, right))
-    kernel = torch.ones(1, 1, phrase_tokens, dtype=token_scores.dtype, device=token_scores.device)
-    return F.conv1d(padded, kernel)[0, 0]
+@dataclass(frozen=True)
+class TokenScores:
+    """Captured attention for a batch of prompts, and the units each prompt's context holds.
+
+    ``values``: ``(B', T)`` attention each prompt position receives (``B' >= B``; positions past
+    a prompt's end are meaningless). Prompt ``b``'s context starts at ``context_starts[b]`` and
+    holds units of ``unit_lengths[b]`` tokens, back to back; its values are divided by
+    ``norms[b]`` (heads times question rows) to give each token's mean attention.
+    """
+
+    values: torch.Tensor
+    context_starts: list[int]
+    unit_lengths: list[list[int]]
+    norms: list[float]
+
+    def __len__(self) -> int:
+        return len(self.unit_lengths)
+
+    def tokens(self, b: int) -> torch.Tensor:
+        """Normalised scores of prompt ``b``'s context tokens."""
+        start, size = self.context_starts[b], sum(self.unit_lengths[b])
+        return self.values[b, start : start + size] / self.norms[b]
 
 
 @dataclass(frozen=True)
 class Selection:
-    """Selected unit indices (ascending) and their scores."""
+    """What a scorer gives for one prompt."""
 
     units: list[int]
+    """Indices of the kept units, ascending."""
     scores: list[float]
+    """Scores of the kept units (parallel to ``units``)."""
+    unit_scores: list[float]
+    """Score of every unit of the prompt, in order."""
 
 
-def select_units(phrase: torch.Tensor, unit_lengths: list[int], top_k_tokens: int) -> Selection:
-    """Units holding one of the ``top_k_tokens`` best phrase positions, in order, with scores."""
-    n = phrase.shape[0]
-    if n != sum(unit_lengths):
-        raise ValueError(f"{n} scores for {sum(unit_lengths)} unit tokens")
-    lengths = torch.tensor(unit_lengths, device=phrase.device)
-    owner = torch.repeat_interleave(torch.arange(len(unit_lengths), device=phrase.device), lengths)
-    best = torch.full((len(unit_lengths),), float("-inf"), device=phrase.device)
-    best = best.scatter_reduce(0, owner, phrase.float(), reduce="amax")
-    top = torch.topk(phrase, min(top_k_tokens, n)).indices
-    chosen = torch.unique(owner[top])  # sorted ascending
-    units = chosen.tolist()
-    scores = best[chosen].tolist()
-    return Selection(units, scores)
+class Scorer(ABC):
+    """Turns :class:`TokenScores` into one :class:`Selection` per prompt."""
+
+    @abstractmethod
+    def select(self, captured: TokenScores) -> list[Selection]:
+        """Every unit's score, and the units to keep, for each prompt of ``captured``."""
 
 
-def select_batch(
-    token_scores: torch.Tensor,
-    context_starts: list[int],
-    unit_lengths: list[list[int]],
-    norms: list[float],
-    phrase_tokens: int,
-    top_k_tokens: int,
-) -> list[Selection]:
-    """:func:`select_units` for a batch of prompts, with one device-to-host copy in all.
+def phrase_scores(token_scores: torch.Tensor, phrase_tokens: int) -> torch.Tensor:
+    """Sum of ``token_scores`` over a window of ``phrase_tokens`` centred on each position.
 
-    ``token_scores``: ``(B', T)`` attention per prompt position (``B' >= B``); item ``b``'s
-    context holds the units of ``unit_lengths[b]`` from position ``context_starts[b]``, and its
-    scores are divided by ``norms[b]``. Each row gives what :func:`phrase_scores` and
-    :func:`select_units` give on that item alone.
+    Works along the last dimension of a 1-D or 2-D tensor.
     """
-    device = token_scores.device
-    batch = len(unit_lengths)
-    sizes = [sum(lengths) for lengths in unit_lengths]
-    width = max(sizes)
-    starts = torch.tensor(context_starts, device=device)
-    size = torch.tensor(sizes, device=device)
-    norm = torch.tensor(norms, device=device, dtype=token_scores.dtype)
-    pos = torch.arange(width, device=device)
-    valid = pos[None, :] < size[:, None]
-    index = (starts[:, None] + pos[None, :]).clamp(max=token_scores.shape[1] - 1)
-    tokens = token_scores[:batch].gather(1, index) / norm[:, None]
-    tokens = tokens.masked_fill(~valid, 0.0)
-    if phrase_tokens > 1:
-        left = phrase_tokens // 2
-        padded = F.pad(tokens[:, None], (left, phrase_tokens - 1 - left))
-        kernel = torch.ones(1, 1, phrase_tokens, dtype=tokens.dtype, device=device)
-        phrase = F.conv1d(padded, kernel)[:, 0]
-    else:
-        phrase = tokens
-    phrase = phrase.masked_fill(~valid, float("-inf"))
-    # Unit ids over the padded batch: each item's units, then one filler unit for its padding.
-    lengths = [n for b in range(batch) for n in (*unit_lengths[b], width - sizes[b])]
-    units = len(lengths)
-    owner = torch.repeat_interleave(
-        torch.arange(units, device=device),
-        torch.tensor(lengths, device=device),
-        output_size=batch * width,
-    ).view(batch, width)
-    best = torch.full((units,), float("-inf"), device=device)
-    best = best.scatter_reduce(0, owner.flatten(), phrase.flatten().float(), reduce="amax")
-    top = torch.topk(phrase, min(top_k_tokens, width), dim=1).indices
-    picked = (top < size[:, None]).float()
-    chosen = torch.zeros(units, device=device)
-    chosen = chosen.scatter_reduce(0, owner.gather(1, top).flatten(), picked.flatten(), "amax")
-    flags, values = torch.stack([chosen, best]).cpu().tolist()
-    selections, first = [], 0
-    for b in range(batch):
-        count = len(unit_lengths[b])
-        picks = [i for i in range(count) if flags[first + i] > 0]
-        selections.append(Selection(picks, [values[first + i] for i in picks]))
-        first += count + 1
-    return selections
+    if phrase_tokens <= 1:
+        return token_scores
+    left = phrase_tokens // 2
+    flat = token_scores.reshape(-1, 1, token_scores.shape[-1])
+    padded = F.pad(flat, (left, phrase_tokens - 1 - left))
+    kernel = torch.ones(1, 1, phrase_tokens, dtype=token_scores.dtype, device=token_scores.device)
+    return F.conv1d(padded, kernel).reshape(token_scores.shape)
+
+
+@dataclass(frozen=True)
+class WindowScorer(Scorer):
+    """The paper's scorer, batched: one device-to-host copy for the whole batch."""
+
+    phrase_tokens: int = 8
+    top_k_tokens: int = 300
+
+    def select(self, captured: TokenScores) -> list[Selection]:
+        values = captured.values
+        device = values.device
+        batch = len(captured)
+        sizes = [sum(lengths) for lengths in captured.unit_lengths]
+        width = max(sizes)
+        size = torch.tensor(sizes, device=device)
+        norm = torch.tensor(captured.norms, device=device, dtype=values.dtype)
+        pos = torch.arange(width, device=device)
+        valid = pos[None, :] < size[:, None]
+        starts = torch.tensor(captured.context_starts, device=device)
+        index = (starts[:, None] + pos[None, :]).clamp(max=values.shape[1] - 1)
+        tokens = values[:batch].gather(1, index) / norm[:, None]
+        phrase = phrase_scores(tokens.masked_fill(~valid, 0.0), self.phrase_tokens)
+        phrase = phrase.masked_fill(~valid, float("-inf"))
+        # Unit ids over the padded batch: each item's units, then one filler unit for its padding.
+        lengths = [n for b in range(batch) for n in (*captured.unit_lengths[b], width - sizes[b])]
+        units = len(lengths)
+        owner = torch.repeat_interleave(
+            torch.arange(units, device=device),
+            torch.tensor(lengths, device=device),
+            output_size=batch * width,
+        ).view(batch, width)
+        best = torch.full((units,), float("-inf"), device=device)
+        best = best.scatter_reduce(0, owner.flatten(), phrase.flatten().float(), reduce="amax")
+        top = torch.topk(phrase, min(self.top_k_tokens, width), dim=1).indices
+        picked = (top < size[:, None]).float()
+        chosen = torch.zeros(units, device=device)
+        chosen = chosen.scatter_reduce(0, owner.gather(1, top).flatten(), picked.flatten(), "amax")
+        flags, scores = torch.stack([chosen, best]).cpu().tolist()
+        selections, first = [], 0
+        for b in range(batch):
+            count = len(captured.unit_lengths[b])
+            own = scores[first : first + count]
+            picks = [i for i in range(count) if flags[first + i] > 0]
+            selections.append(Selection(picks, [own[i] for i in picks], own))
+            first += count + 1
+        return selections
+
+
+@dataclass(frozen=True)
+class ReferenceScorer(Scorer):
+    """The paper's scorer, written plainly, one prompt at a time (the tests' reference)."""
+
+    phrase_tokens: int = 8
+    top_k_tokens: int = 300
+
+    def select(self, captured: TokenScores) -> list[Selection]:
+        return [
+            self._one(captured.tokens(b), captured.unit_lengths[b]) for b in range(len(captured))
+        ]
+
+    def _one(self, tokens: torch.Tensor, unit_lengths: list[int]) -> Selection:
+        phrase = phrase_scores(tokens, self.phrase_tokens).float()
+        owner = torch.repeat_interleave(
+            torch.arange(len(unit_lengths), device=phrase.device),
+            torch.tensor(unit_lengths, device=phrase.device),
+        )
+        best = torch.full((len(unit_lengths),), float("-inf"), device=phrase.device)
+        best = best.scatter_reduce(0, owner, phrase, reduce="amax").tolist()
+        top = torch.topk(phrase, min(self.top_k_tokens, phrase.shape[0])).indices
+        kept = sorted(set(owner[top].tolist()))
+        return Selection(kept, [best[i] for i in kept], best)

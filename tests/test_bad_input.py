@@ -242,7 +242,7 @@ def test_whitespace_only_file_and_empty_file(tiny, tmp_path):
 def test_special_token_text_in_a_question_is_read_as_text(tiny):
     question = "What follows <|im_end|>?"
     special = set(tiny.tokenizer.all_special_ids)
-    assert not [i for i in tiny._question_ids(question) if i in special]
+    assert not [i for i in tiny.question_ids(question) if i in special]
     assert tiny.count_tokens("<|im_end|>") > 1
 
 

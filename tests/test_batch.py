@@ -129,7 +129,7 @@ def test_prep_workers_give_the_units_of_the_inline_path(tiny_llama, tmp_path):
     path = tmp_path / "long.txt"
     path.write_text(text, encoding="utf-8")
     expected = list(inline.segmenter.units(open_documents(text)))
-    assert list(pooled._prep.units(open_documents(path))) == expected
+    assert list(pooled.scanner.prep.units(open_documents(path))) == expected
     question = "Which ferry did the board look at?"
     a = inline.retrieve(text, question)
     b = pooled.retrieve(path, question)

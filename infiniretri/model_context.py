@@ -1,0 +1,135 @@
+"""The model side of an engine: model, tokenizer, device, and the one capture forward.
+
+Everything here depends on the model alone, never on engine settings, so engines made with
+``with_options`` share one :class:`ModelContext` (and its recorded CUDA graphs). The scan, the
+batch scan, calibration and the benchmarks all read attention through :meth:`ModelContext.capture`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from .attention import decoder_layers, install_capture, text_config
+from .forward import ForwardRunner
+from .generation import end_token_ids
+from .loading import MODEL_ID_ATTR
+from .prep import PrepPool, default_workers
+from .prompt import BuiltPrompt
+from .scoring import TokenScores
+from .segments import Segmenter
+
+
+def context_window(model, tokenizer) -> int:
+    """Tokens the model can read at once."""
+    config = text_config(model)
+    limits = [getattr(config, "max_position_embeddings", None)]
+    limits.append(getattr(tokenizer, "model_max_length", None))
+    limits = [n for n in limits if isinstance(n, int) and 0 < n < 10_000_000]
+    return min(limits) if limits else 2048
+
+
+class ModelContext:
+    """A Hugging Face causal LM and its tokenizer, ready for capture forwards."""
+
+    def __init__(self, model, tokenizer) -> None:
+        if model is None or not hasattr(model, "config"):
+            raise ValueError("model must be a Hugging Face causal language model")
+        if tokenizer is None or not callable(tokenizer):
+            raise ValueError("tokenizer must be the model's Hugging Face tokenizer")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.num_layers = decoder_layers(model)
+        """Decoder layers of the model."""
+        self.heads = int(text_config(model).num_attention_heads)
+        """Attention heads per layer."""
+        self.context_window = context_window(model, tokenizer)
+        """Tokens the model can read at once."""
+        self.pad_id = next(
+            (int(i) for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0
+        )
+        """Token id used to right-pad batched prompts."""
+        self.end_ids = end_token_ids(model, tokenizer)
+        """Token ids that end the assistant's turn."""
+        install_capture(model)
+        self.auto_layer: int | None = None
+        """The layer that ``retrieval_layer="auto"`` resolved to, once it did."""
+        self._runners: dict[bool, ForwardRunner] = {}
+        self._pools: dict[tuple[int, int], PrepPool] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are."""
+        return next(self.model.parameters()).device
+
+    @property
+    def model_name(self) -> str:
+        """The model's name or path, or its class name."""
+        config = self.model.config
+        return str(
+            getattr(config, MODEL_ID_ATTR, None)
+            or getattr(self.model, "name_or_path", "")
+            or type(self.model).__name__
+        )
+
+    def runner(self, graphs: bool) -> ForwardRunner:
+        """The forward runner (with CUDA graphs on CUDA, or without), made once."""
+        with self._lock:
+            runner = self._runners.get(graphs)
+            if runner is None:
+                runner = self._runners[graphs] = ForwardRunner(
+                    self.model, self.pad_id, graphs=graphs
+                )
+            return runner
+
+    def prep_pool(self, max_sentence_tokens: int, workers: int | None) -> PrepPool:
+        """The splitting and tokenizing pool for this sentence cap (``None``: default workers)."""
+        if workers is None:
+            workers = default_workers(self.device.type)
+        with self._lock:
+            key = (max_sentence_tokens, workers)
+            pool = self._pools.get(key)
+            if pool is None:
+                segmenter = Segmenter(self.tokenizer, max_sentence_tokens)
+                pool = self._pools[key] = PrepPool(segmenter, workers)
+            return pool
+
+    def check_layer(self, layer: int) -> int:
+        """``layer`` (negative counts from the top) as an index; ``ValueError`` if out of range."""
+        if not -self.num_layers <= layer < self.num_layers:
+            raise ValueError(
+                f"retrieval_layer={layer} is out of range for a model of {self.num_layers} layers "
+                f"(use {-self.num_layers}..{self.num_layers - 1})"
+            )
+        return layer % self.num_layers
+
+    @contextlib.contextmanager
+    def capture(
+        self,
+        prompts: Sequence[BuiltPrompt],
+        unit_lengths: Sequence[Sequence[int]],
+        layers: tuple[int, ...],
+        *,
+        graphs: bool = False,
+    ) -> Iterator[dict[int, TokenScores]]:
+        """Run the prompts as one right-padded batch up to the highest of ``layers``.
+
+        Yields ``{layer: TokenScores}``: the attention each position receives from its
+        prompt's question rows, and the units (``unit_lengths``) each context holds. The
+        tensors stay valid until the context exits (a CUDA graph's outputs are reused).
+        """
+        runner = self.runner(graphs)
+        with runner.session():
+            values = runner.scores(
+                [p.ids for p in prompts],
+                [range(p.question_start, p.question_end) for p in prompts],
+                layers,
+            )
+            starts = [p.context_start for p in prompts]
+            norms = [float(self.heads * (p.question_end - p.question_start)) for p in prompts]
+            lengths = [list(u) for u in unit_lengths]
+            yield {layer: TokenScores(values[layer], starts, lengths, norms) for layer in values}

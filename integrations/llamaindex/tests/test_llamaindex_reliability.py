@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import re
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from llama_index.core.llms import ChatMessage
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.llms.infiniretri import InfiniRetriLLM
 from llama_index.postprocessor.infiniretri import InfiniRetriNodePostprocessor
 from llama_index.retrievers.infiniretri import InfiniRetriQueryEngine, InfiniRetriRetriever
-from llama_index.retrievers.infiniretri._prompt import _drop_answer_cue, _segments, split_prompt
 
 from infiniretri import InfiniRetri
 from infiniretri.testing import tiny_model
@@ -146,67 +142,11 @@ def test_an_empty_answer_streams_without_error(silent):
 
 
 # -- prompt splitting: linear time on any text -------------------------------------------------
-
-_OLD_SEGMENT = re.compile(r"[^\n]*?(?:[.!?]+(?=\s)[ \t]*|\n|\Z)")
-
-
-def _old_segments(prompt: str) -> list[str]:
-    """The regex this module used before: correct, but quadratic on runs of punctuation."""
-    pieces, pos = [], 0
-    while pos < len(prompt):
-        match = _OLD_SEGMENT.match(prompt, pos)
-        end = match.end() if match and match.end() > pos else len(prompt)
-        pieces.append(prompt[pos:end])
-        pos = end
-    return pieces
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.text(alphabet="ab3 .!?\n\t\r\u3000", max_size=60))
-def test_prompt_segments_are_the_same_as_before(prompt):
-    assert _segments(prompt) == _old_segments(prompt)
-    assert "".join(_segments(prompt)) == prompt
-
-
-@pytest.mark.parametrize("run", ["." * 300_000, "?!" * 150_000, "x" + "!" * 300_000 + " y"])
-def test_a_long_run_of_punctuation_splits_in_linear_time(run):
-    """Dotted leaders ("Chapter 1 ........ 5") once made the prompt splitter take hours."""
-    prompt = f"Contents {run}\n\nQuestion: {QUESTION}"
-    pieces = _segments(prompt)
-    assert "".join(pieces) == prompt
-    document, question = split_prompt(prompt, lambda text: len(text) // 4, 128)
-    assert question.endswith(f"Question: {QUESTION}") and "..." not in question
-    assert document.startswith("Contents ")
+# The splitter's equivalence with the old regexes and its linear time are tested once, on the
+# shared core (the repository's tests/test_integration_core.py); here, through the LLM.
 
 
 def test_the_llm_reads_a_prompt_with_a_dotted_leader(tiny):
     prompt = "Chapter one " + "." * 100_000 + f" 5\n\nQuestion: {QUESTION}"
     engine = tiny.with_options(chunk_tokens=1024, retrieval_layer=0)
     assert isinstance(InfiniRetriLLM(engine=engine, max_new_tokens=2).complete(prompt).text, str)
-
-
-_OLD_ANSWER_CUE = re.compile(
-    r"\n?[ \t]*(?:answer|response|assistant)[ \t]*:[ \t]*\Z", re.IGNORECASE
-)
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    st.lists(
-        st.one_of(
-            st.sampled_from(["answer", "Answer", "RESPONSE", "assistant", ":", "\n", " ", "\t"]),
-            st.text("ab: \n\t", max_size=4),
-        ),
-        max_size=8,
-    )
-)
-def test_answer_cue_removal_is_the_same_as_before(pieces):
-    text = "".join(pieces)
-    assert _drop_answer_cue(text) == _OLD_ANSWER_CUE.sub("", text)
-
-
-def test_a_question_with_a_long_run_of_spaces_splits_in_linear_time():
-    prompt = "Context line.\n\nQuestion: why" + " " * 300_000 + "now"
-    document, question = split_prompt(prompt, lambda text: len(text) // 4, 128)
-    assert document == "Context line.\n\n"
-    assert question.startswith("Question: why") and question.endswith("now")

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from infiniretri import Retrieval
+from infiniretri import Retrieval, Usage
+from infiniretri import integration as core
 from infiniretri.aio import iterate_in_thread, run_in_thread
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.documents import Document
@@ -17,8 +18,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field, field_validator
 
-from langchain_infiniretri import _answer
-from langchain_infiniretri._documents import check_k, coerce_documents
+from langchain_infiniretri._documents import citation, coerce_documents
 from langchain_infiniretri._engine import InfiniRetriEngineMixin
 from langchain_infiniretri.chat_models._messages import ChatRequest, build_request
 
@@ -47,7 +47,8 @@ class ChatInfiniRetri(InfiniRetriEngineMixin, BaseChatModel):
     ``text``, ``score``, ``char_start``/``char_end`` into its source text and where it came from
     (``{"source": "message", "message_index": i}`` or ``{"source": "document",
     "document_index": j, "metadata": {...}}``). ``usage_metadata`` counts the tokens the model
-    read (scan and answer prompt) and wrote.
+    read (``input_tokens``: the scan's and the answer prompt's) and wrote (``output_tokens``), as
+    ``infiniretri.Usage`` defines them.
 
     Decoding is greedy (deterministic). Tool calling, structured output and images are not
     supported.
@@ -87,7 +88,7 @@ class ChatInfiniRetri(InfiniRetriEngineMixin, BaseChatModel):
     @field_validator("max_tokens", mode="before")
     @classmethod
     def _check_max_tokens(cls, value: int) -> int:
-        return check_k(value, "max_tokens")  # type: ignore[return-value]
+        return core.check_positive_int(value, "max_tokens")
 
     @field_validator("temperature", mode="before")
     @classmethod
@@ -132,42 +133,48 @@ class ChatInfiniRetri(InfiniRetriEngineMixin, BaseChatModel):
                 f"override ({model!r}) is not supported, build another ChatInfiniRetri"
             )
         _greedy_temperature(kwargs.get("temperature"))
-        max_tokens = check_k(kwargs.get("max_tokens", self.max_tokens), "max_tokens")
+        max_tokens = core.check_positive_int(
+            kwargs.get("max_tokens", self.max_tokens), "max_tokens"
+        )
         extra = kwargs.get("documents")
         extra_docs = [] if extra is None or extra == [] else coerce_documents(extra)
         request = build_request(messages, [*self.documents, *extra_docs])
-        return _Call(request, max_tokens, [*(self.stop or []), *(stop or [])])  # type: ignore[arg-type]
+        stops = [*(self.stop or []), *(core.check_stop(stop) or [])]
+        return _Call(request, max_tokens, stops)
 
-    def _scan(self, call: _Call, cancel: threading.Event | None) -> Retrieval:
-        return _answer.scan(self.get_engine(), call.request.sources, call.request.question, cancel)
-
-    def _metadata(self, call: _Call, retrieval: Retrieval, generated_tokens: int) -> dict[str, Any]:
+    def _metadata(self, call: _Call, retrieval: Retrieval, usage: Usage) -> dict[str, Any]:
         origins = call.request.origins
         return {
             "model_name": self.model_name,
             "model_provider": "infiniretri",
-            "finish_reason": "length" if generated_tokens >= call.max_tokens else "stop",
+            "finish_reason": "length" if usage.completion_tokens >= call.max_tokens else "stop",
             "cited_sentences": [
-                {**_answer.citation(s), **origins[s.doc_index]} for s in retrieval.sentences
+                {**citation(s), **origins[s.doc_index]} for s in retrieval.sentences
             ],
             "document_tokens": retrieval.stats.tokens_read,
         }
 
     @staticmethod
-    def _usage(retrieval: Retrieval, prompt_tokens: int, generated_tokens: int) -> UsageMetadata:
-        read = _answer.input_tokens(retrieval, prompt_tokens)
+    def _usage(usage: Usage) -> UsageMetadata:
         return UsageMetadata(
-            input_tokens=read, output_tokens=generated_tokens, total_tokens=read + generated_tokens
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
         )
 
     def _respond(self, call: _Call, cancel: threading.Event | None) -> ChatResult:
-        engine = self.get_engine()
-        retrieval = self._scan(call, cancel)
-        answer = _answer.answer(engine, retrieval, max_tokens=call.max_tokens, stop=call.stop)
+        answer = core.answer(
+            self.get_engine(),
+            call.request.sources,
+            call.request.question,
+            max_new_tokens=call.max_tokens,
+            stop=call.stop,
+            cancel=cancel,
+        )
         message = AIMessage(
             content=answer.text,
-            usage_metadata=self._usage(retrieval, answer.prompt_tokens, answer.generated_tokens),
-            response_metadata=self._metadata(call, retrieval, answer.generated_tokens),
+            usage_metadata=self._usage(answer.usage),
+            response_metadata=self._metadata(call, answer.retrieval, answer.usage),
         )
         return ChatResult(
             generations=[ChatGeneration(message=message)],
@@ -175,21 +182,23 @@ class ChatInfiniRetri(InfiniRetriEngineMixin, BaseChatModel):
         )
 
     def _chunks(self, call: _Call, cancel: threading.Event | None) -> Iterator[ChatGenerationChunk]:
-        engine = self.get_engine()
-        retrieval = self._scan(call, cancel)
-        counts = _answer.StreamCounts()
-        pieces = _answer.stream(
-            engine, retrieval, counts, max_tokens=call.max_tokens, stop=call.stop
+        stream = core.stream_answer(
+            self.get_engine(),
+            call.request.sources,
+            call.request.question,
+            max_new_tokens=call.max_tokens,
+            stop=call.stop,
+            cancel=cancel,
         )
-        for piece in pieces:
+        for piece in core.pieces(stream, cancel):
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        if stream.retrieval is None or stream.usage is None:
+            return  # cancelled before the answer began
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
-                usage_metadata=self._usage(
-                    retrieval, counts.prompt_tokens, counts.generated_tokens
-                ),
-                response_metadata=self._metadata(call, retrieval, counts.generated_tokens),
+                usage_metadata=self._usage(stream.usage),
+                response_metadata=self._metadata(call, stream.retrieval, stream.usage),
                 chunk_position="last",
             )
         )

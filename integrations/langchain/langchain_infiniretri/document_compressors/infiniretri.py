@@ -6,12 +6,13 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
+from infiniretri import integration as core
 from infiniretri.aio import run_in_thread
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import field_validator
 
-from langchain_infiniretri._documents import check_k, check_question, sentences_to_documents
+from langchain_infiniretri._documents import sentences_to_documents
 from langchain_infiniretri._engine import InfiniRetriEngineMixin
 
 
@@ -43,12 +44,12 @@ class InfiniRetriCompressor(InfiniRetriEngineMixin, BaseDocumentCompressor):
     @field_validator("k", mode="before")
     @classmethod
     def _check_k(cls, value: int | None) -> int | None:
-        return check_k(value, allow_none=True)
+        return core.check_positive_int(value, "k", allow_none=True)
 
     def _compress(
         self, documents: Sequence[Document], query: str, cancel: threading.Event | None
     ) -> list[Document]:
-        check_question(query)
+        core.check_text(query, "query")
         if isinstance(documents, (str, Document)):
             raise ValueError("documents must be a sequence of Documents")
         for i, doc in enumerate(documents):
@@ -83,5 +84,5 @@ class InfiniRetriCompressor(InfiniRetriEngineMixin, BaseDocumentCompressor):
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """Async ``compress_documents``: the scan runs in a worker thread, cancellable."""
-        check_question(query)
+        core.check_text(query, "query")
         return await run_in_thread(lambda cancel: self._compress(documents, query, cancel))

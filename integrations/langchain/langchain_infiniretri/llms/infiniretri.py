@@ -6,19 +6,18 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
-from infiniretri import Answer
+from infiniretri import Retrieval, Usage
+from infiniretri import integration as core
 from infiniretri.aio import iterate_in_thread, run_in_thread
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.documents import Document
 from langchain_core.language_models import LLM
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
-from pydantic import field_validator
+from pydantic import PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from langchain_infiniretri import _answer
-from langchain_infiniretri._documents import check_k, check_question, coerce_documents
+from langchain_infiniretri._documents import citation, coerce_documents
 from langchain_infiniretri._engine import InfiniRetriEngineMixin
-from langchain_infiniretri._split import DEFAULT_SPLIT_TEMPLATE, PromptSplitter
 
 _CALL_KWARGS = frozenset({"context", "question", "max_tokens"})
 
@@ -26,12 +25,19 @@ _CALL_KWARGS = frozenset({"context", "question", "max_tokens"})
 class InfiniRetriLLM(InfiniRetriEngineMixin, LLM):
     r"""A text-completion LLM for long prompts: scan the context, answer from the kept sentences.
 
-    The prompt is split into a long context and a question by ``template`` (default
-    ``"{context}\n\nQuestion: {question}"``; a prompt that does not match is split at its last
-    blank line). Instead of one prompt you may pass ``context=`` (a string, or a list of strings
-    or ``Document``s) and ``question=`` as keyword arguments; whichever is missing is the prompt.
-    The context is scanned with the model's attention and the answer is generated from the final
-    sentence cache alone, so the context may be far longer than the model's window.
+    The prompt is split into a long context and a question by the rules every InfiniRetri
+    integration shares (``infiniretri.integration.PromptSplitter``): the ``template`` (default
+    ``"{context}\n\nQuestion: {question}"``) when the prompt has its shape, else the prompt's
+    tail (whole lines or sentences, at most ``question_tokens``, stopping at a blank or separator
+    line); a closing ``Answer:`` cue is dropped. Instead of one prompt you may pass ``context=``
+    (a string, or a list of strings or ``Document``s) and ``question=`` as keyword arguments;
+    whichever is missing is the prompt. The context is scanned with the model's attention and
+    the answer is generated from the final sentence cache alone, so the context may be far longer
+    than the model's window; with no context the question is answered directly.
+
+    Token usage (``llm_output["token_usage"]``, each generation's ``generation_info``) counts
+    every token the model read (``prompt_tokens``: the scan's and the answer prompt's) and wrote
+    (``completion_tokens``), as ``infiniretri.Usage`` defines them.
 
     Example:
         ```python
@@ -45,23 +51,26 @@ class InfiniRetriLLM(InfiniRetriEngineMixin, LLM):
         ```
     """
 
-    template: str = DEFAULT_SPLIT_TEMPLATE
-    """How a prompt splits into ``{context}`` and ``{question}`` (each exactly once)."""
+    template: str | None = core.DEFAULT_TEMPLATE
+    """The prompt shape tried first, ``{context}`` and ``{question}`` once each; None: tail only."""
+    question_tokens: int = core.DEFAULT_QUESTION_TOKENS
+    """Most tokens of the prompt's tail taken as the question when the template does not match."""
     max_tokens: int = 256
     """Most tokens to generate."""
     stop: list[str] | None = None
     """Strings that end the answer (cut before the first one); merged with per-call ``stop``."""
 
-    @field_validator("template")
-    @classmethod
-    def _check_template(cls, value: str) -> str:
-        PromptSplitter(value)
-        return value
+    _splitter: core.PromptSplitter = PrivateAttr()
 
-    @field_validator("max_tokens", mode="before")
+    @field_validator("max_tokens", "question_tokens", mode="before")
     @classmethod
-    def _check_max_tokens(cls, value: int) -> int:
-        return check_k(value, "max_tokens")  # type: ignore[return-value]
+    def _check_positive(cls, value: int, info: ValidationInfo) -> int:
+        return core.check_positive_int(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _make_splitter(self) -> InfiniRetriLLM:
+        self._splitter = core.PromptSplitter(self.template, self.question_tokens)
+        return self
 
     @property
     def _llm_type(self) -> str:
@@ -72,6 +81,7 @@ class InfiniRetriLLM(InfiniRetriEngineMixin, LLM):
         return {
             **self._engine_settings(),
             "template": self.template,
+            "question_tokens": self.question_tokens,
             "max_tokens": self.max_tokens,
             "stop": self.stop,
         }
@@ -84,40 +94,56 @@ class InfiniRetriLLM(InfiniRetriEngineMixin, LLM):
         return params
 
     # ------------------------------------------------------------------ request building
-    def _request(
+    def _check_call(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[list[str], str, int, list[str]]:
-        """Return ``(sources, question, max_tokens, stop)`` for one prompt."""
+    ) -> tuple[int, list[str]]:
+        """Check one call's arguments (no model work); return ``(max_tokens, stop)``."""
         unknown = set(kwargs) - _CALL_KWARGS
         if unknown:
             raise TypeError(f"InfiniRetriLLM got unexpected keyword argument(s): {sorted(unknown)}")
         if not isinstance(prompt, str):
             raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
         context, question = kwargs.get("context"), kwargs.get("question")
+        if context is not None and question is not None and prompt.strip():
+            raise ValueError(
+                "prompt: with both context= and question= given, the prompt must be empty"
+            )
+        if question is not None:
+            core.check_text(question, "question")
+        if context is not None:
+            _context_texts(context)
+        max_tokens = core.check_positive_int(
+            kwargs.get("max_tokens", self.max_tokens), "max_tokens"
+        )
+        stops = [*(self.stop or []), *(core.check_stop(stop) or [])]
+        return max_tokens, stops
+
+    def _request(self, prompt: str, kwargs: dict[str, Any]) -> tuple[list[str], str]:
+        """Return ``(sources, question)`` for one checked prompt."""
+        context, question = kwargs.get("context"), kwargs.get("question")
         if context is None and question is None:
-            text, question = PromptSplitter(self.template).split(prompt)
-            sources = [text] if text.strip() else []
+            split = self._splitter.split(prompt, self.get_engine().count_tokens)
+            sources, question = ([split.context] if split.context else []), split.question
         else:
-            if context is not None and question is not None and prompt.strip():
-                raise ValueError(
-                    "prompt: with both context= and question= given, the prompt must be empty"
-                )
+            sources = _context_texts(prompt if context is None else context)
             if question is None:
                 question = prompt
-            if context is None:
-                context = prompt
-            sources = _context_texts(context)
-        check_question(question, "question")
-        max_tokens = check_k(kwargs.get("max_tokens", self.max_tokens), "max_tokens")
-        return sources, question, max_tokens, [*(self.stop or []), *(stop or [])]  # type: ignore[return-value]
+        return sources, core.check_text(question, "question")
 
     def _answer(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], cancel: Any
-    ) -> Answer:
-        sources, question, max_tokens, stops = self._request(prompt, stop, kwargs)
-        engine = self.get_engine()
-        retrieval = _answer.scan(engine, sources, question, cancel)
-        return _answer.answer(engine, retrieval, max_tokens=max_tokens, stop=stops)
+    ) -> tuple[str, Retrieval, Usage]:
+        max_tokens, stops = self._check_call(prompt, stop, kwargs)
+        sources, question = self._request(prompt, kwargs)
+        answer = core.answer(
+            self.get_engine(),
+            sources,
+            question,
+            max_new_tokens=max_tokens,
+            stop=stops,
+            cancel=cancel,
+        )
+        return answer.text, answer.retrieval, answer.usage
 
     # ------------------------------------------------------------------ LangChain API
     def _call(
@@ -127,7 +153,7 @@ class InfiniRetriLLM(InfiniRetriEngineMixin, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> str:
-        return self._answer(prompt, stop, kwargs, None).text
+        return self._answer(prompt, stop, kwargs, None)[0]
 
     def _generate(
         self,
@@ -147,26 +173,24 @@ class InfiniRetriLLM(InfiniRetriEngineMixin, LLM):
         **kwargs: Any,
     ) -> LLMResult:
         for prompt in prompts:  # bad input fails fast, on the loop
-            self._request(prompt, stop, kwargs)
+            self._check_call(prompt, stop, kwargs)
         answers = [
             await run_in_thread(lambda cancel, p=prompt: self._answer(p, stop, kwargs, cancel))
             for prompt in prompts
         ]
         return self._result(answers, kwargs)
 
-    def _result(self, answers: list[Answer], kwargs: dict[str, Any]) -> LLMResult:
+    def _result(
+        self, answers: list[tuple[str, Retrieval, Usage]], kwargs: dict[str, Any]
+    ) -> LLMResult:
         max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        usage = {"prompt_tokens": 0, "completion_tokens": 0}
-        for answer in answers:
-            usage["prompt_tokens"] += _answer.input_tokens(answer.retrieval, answer.prompt_tokens)
-            usage["completion_tokens"] += answer.generated_tokens
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage = core.total_usage(usage for _, _, usage in answers)
         return LLMResult(
             generations=[
-                [Generation(text=answer.text, generation_info=_info(answer, max_tokens))]
-                for answer in answers
+                [Generation(text=text, generation_info=_info(retrieval, usage, max_tokens))]
+                for text, retrieval, usage in answers
             ],
-            llm_output={"token_usage": usage, "model_name": self.model_name},
+            llm_output={"token_usage": usage.as_dict(), "model_name": self.model_name},
         )
 
     def _stream_pieces(
@@ -176,16 +200,21 @@ class InfiniRetriLLM(InfiniRetriEngineMixin, LLM):
         kwargs: dict[str, Any],
         cancel: threading.Event | None,
     ) -> Iterator[GenerationChunk]:
-        sources, question, max_tokens, stops = self._request(prompt, stop, kwargs)
-        engine = self.get_engine()
-        retrieval = _answer.scan(engine, sources, question, cancel)
-        counts = _answer.StreamCounts()
-        for piece in _answer.stream(engine, retrieval, counts, max_tokens=max_tokens, stop=stops):
-            yield GenerationChunk(text=piece)
-        info = _info(
-            Answer("", retrieval, counts.prompt_tokens, counts.generated_tokens), max_tokens
+        max_tokens, stops = self._check_call(prompt, stop, kwargs)
+        sources, question = self._request(prompt, kwargs)
+        stream = core.stream_answer(
+            self.get_engine(),
+            sources,
+            question,
+            max_new_tokens=max_tokens,
+            stop=stops,
+            cancel=cancel,
         )
-        yield GenerationChunk(text="", generation_info=info)
+        for piece in core.pieces(stream, cancel):
+            yield GenerationChunk(text=piece)
+        if stream.retrieval is not None and stream.usage is not None:
+            info = _info(stream.retrieval, stream.usage, max_tokens)
+            yield GenerationChunk(text="", generation_info=info)
 
     def _stream(
         self,
@@ -206,7 +235,7 @@ class InfiniRetriLLM(InfiniRetriEngineMixin, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        self._request(prompt, stop, kwargs)
+        self._check_call(prompt, stop, kwargs)
         chunks = iterate_in_thread(lambda cancel: self._stream_pieces(prompt, stop, kwargs, cancel))
         async for chunk in chunks:
             if run_manager is not None and chunk.text:
@@ -224,13 +253,11 @@ def _context_texts(context: object) -> list[str]:
     return [doc.page_content for doc in coerce_documents(context, "context")]
 
 
-def _info(answer: Answer, max_tokens: int) -> dict[str, Any]:
+def _info(retrieval: Retrieval, usage: Usage, max_tokens: int) -> dict[str, Any]:
     """Generation info: why it stopped, the cited sentences and the token counts."""
-    retrieval = answer.retrieval
     return {
-        "finish_reason": "length" if answer.generated_tokens >= max_tokens else "stop",
-        "cited_sentences": [_answer.citation(s) for s in retrieval.sentences],
-        "prompt_tokens": _answer.input_tokens(retrieval, answer.prompt_tokens),
-        "completion_tokens": answer.generated_tokens,
+        "finish_reason": "length" if usage.completion_tokens >= max_tokens else "stop",
+        "cited_sentences": [citation(s) for s in retrieval.sentences],
+        **usage.as_dict(),
         "document_tokens": retrieval.stats.tokens_read,
     }

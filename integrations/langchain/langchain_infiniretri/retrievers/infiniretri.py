@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from infiniretri import InfiniRetri, Retrieval
+from infiniretri import integration as core
 from infiniretri.aio import run_in_thread
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -18,8 +19,6 @@ from pydantic import Field, field_validator
 
 from langchain_infiniretri._documents import (
     check_documents,
-    check_k,
-    check_question,
     sentences_to_documents,
     texts_to_documents,
 )
@@ -56,7 +55,7 @@ class InfiniRetriRetriever(InfiniRetriEngineMixin, BaseRetriever):
     @field_validator("k", mode="before")
     @classmethod
     def _check_k(cls, value: int) -> int:
-        return check_k(value)
+        return core.check_positive_int(value, "k")
 
     @field_validator("documents", mode="before")
     @classmethod
@@ -104,17 +103,16 @@ class InfiniRetriRetriever(InfiniRetriEngineMixin, BaseRetriever):
             **kwargs: Retriever fields (``k``, ``tags``, ``metadata``, ``model``, ...); any other
                 keyword is an engine setting (``chunk_tokens``, ``top_k_tokens``, ...).
         """
-        fields = {key: value for key, value in kwargs.items() if key in cls.model_fields}
-        settings = {key: value for key, value in kwargs.items() if key not in cls.model_fields}
+        fields, settings = core.split_engine_options(kwargs, cls.model_fields)
         if settings:
-            fields["engine_kwargs"] = {**fields.get("engine_kwargs", {}), **settings}
+            fields["engine_kwargs"] = settings
         return cls(documents=check_documents(documents), engine=engine, **fields)
 
     def _retrieve(
         self, query: str, cancel: threading.Event | None, kwargs: dict[str, Any]
     ) -> list[Document]:
         k = self._call_k(kwargs)
-        check_question(query)
+        core.check_text(query, "query")
         if not self.documents:
             raise ValueError(
                 f"{type(self).__name__} has no documents to read; build it with from_texts() "
@@ -132,7 +130,7 @@ class InfiniRetriRetriever(InfiniRetriEngineMixin, BaseRetriever):
                 f"{type(self).__name__} got unexpected keyword argument(s): {sorted(unknown)}"
             )
         k = kwargs.get("k", self.k)
-        return check_k(k)  # type: ignore[return-value]
+        return core.check_positive_int(k, "k")
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
@@ -144,5 +142,5 @@ class InfiniRetriRetriever(InfiniRetriEngineMixin, BaseRetriever):
     ) -> list[Document]:
         # Check the input on the loop (fast, clear errors), scan in a worker thread.
         self._call_k(kwargs)
-        check_question(query)
+        core.check_text(query, "query")
         return await run_in_thread(lambda cancel: self._retrieve(query, cancel, kwargs))

@@ -7,18 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from infiniretri import InfiniRetri
+from infiniretri import integration as core
 from infiniretri.aio import run_in_thread
 from langchain_core.documents import Document
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
-from langchain_infiniretri import _answer
-from langchain_infiniretri._documents import (
-    check_k,
-    check_question,
-    coerce_documents,
-    sentences_to_documents,
-)
+from langchain_infiniretri._documents import coerce_documents, sentences_to_documents
 from langchain_infiniretri.retrievers import InfiniRetriRetriever
 
 DEFAULT_TOOL_NAME = "long_document_qa"
@@ -67,8 +62,8 @@ def create_infiniretri_tool(
     Returns:
         A ``StructuredTool`` taking ``{"question": str}``.
     """
-    check_k(max_tokens, "max_tokens")
-    check_k(k, "k", allow_none=True)
+    core.check_positive_int(max_tokens, "max_tokens")
+    core.check_positive_int(k, "k", allow_none=True)
     if isinstance(source, InfiniRetriRetriever):
         if engine is not None or kwargs:
             raise ValueError(
@@ -103,16 +98,21 @@ class _DocumentQA:
 
     def _answer(self, question: str, cancel: threading.Event | None) -> tuple[str, list[Document]]:
         documents = self.retriever.documents
-        engine = self.retriever.get_engine()
-        retrieval = _answer.scan(engine, [d.page_content for d in documents], question, cancel)
-        answer = _answer.answer(engine, retrieval, max_tokens=self.max_tokens, stop=None)
+        answer = core.answer(
+            self.retriever.get_engine(),
+            [d.page_content for d in documents],
+            question,
+            max_new_tokens=self.max_tokens,
+            cancel=cancel,
+        )
+        retrieval = answer.retrieval
         cited = retrieval.top(self.k or len(retrieval.sentences)) if retrieval.sentences else []
         return answer.text, sentences_to_documents(cited, documents)
 
     def run(self, question: str) -> tuple[str, list[Document]]:
-        check_question(question, "question")
+        core.check_text(question, "question")
         return self._answer(question, None)
 
     async def arun(self, question: str) -> tuple[str, list[Document]]:
-        check_question(question, "question")
+        core.check_text(question, "question")
         return await run_in_thread(lambda cancel: self._answer(question, cancel))

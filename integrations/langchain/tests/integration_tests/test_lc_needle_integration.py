@@ -155,13 +155,13 @@ def test_tool_answers_and_returns_the_cited_sentences(engine, needle_text):
 @pytest.mark.parametrize("k", [0, -2])
 def test_real_engine_bad_k(engine, needle_text, k):
     retriever = InfiniRetriRetriever.from_texts([needle_text.text], engine=engine)
-    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
         retriever.invoke(needle_text.question, k=k)
 
 
 def test_without_an_engine_the_embedded_model_loads_once_on_first_use(short_text):
     retriever = InfiniRetriRetriever.from_texts([short_text.text], k=1, chunk_tokens=512)
-    assert retriever._resolved_engine is None  # nothing loaded at construction
+    assert not retriever._holder.loaded  # nothing loaded at construction
     with ThreadPoolExecutor(4) as pool:  # concurrent first use: one load, one engine
         engines = list(pool.map(lambda _: retriever.get_engine(), range(4)))
     assert all(e is engines[0] for e in engines)

@@ -166,7 +166,7 @@ def test_unknown_keyword_is_an_error(chat):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_tokens": 0}, "max_tokens must be an integer >= 1"),
+        ({"max_tokens": 0}, "max_tokens must be a positive integer"),
         ({"documents": "a string"}, "documents must be a list"),
         ({"documents": [Document(page_content="")]}, r"documents\[0\] has empty page_content"),
     ],

@@ -68,5 +68,5 @@ def test_bad_input(tiny_engine, documents, query, message):
 
 
 def test_k_below_one_is_rejected(tiny_engine):
-    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
         InfiniRetriCompressor(engine=tiny_engine, k=0)

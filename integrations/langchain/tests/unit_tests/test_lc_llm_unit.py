@@ -6,31 +6,46 @@ import pytest
 from langchain_core.documents import Document
 
 from langchain_infiniretri import InfiniRetriLLM
-from langchain_infiniretri._split import PromptSplitter
 
 
 # ---------------------------------------------------------------------------- splitting
-def test_default_template_splits_at_the_last_question_marker():
+# The rules themselves are tested once, in the repository's tests/test_integration_core.py;
+# here: the LLM applies them, with its template and question_tokens.
+@pytest.fixture
+def llm(tiny_engine):
+    return InfiniRetriLLM(engine=tiny_engine, max_tokens=5)
+
+
+def test_default_template_splits_at_the_last_question_marker(llm):
     context = "Chapter one.\n\nQuestion: this line is part of the book.\n\nMore of the book."
     prompt = f"{context}\n\nQuestion: Who wrote it?"
-    assert PromptSplitter().split(prompt) == (context, "Who wrote it?")
+    assert llm._request(prompt, {}) == ([context], "Who wrote it?")
 
 
-def test_custom_template_with_text_around_both_fields():
-    splitter = PromptSplitter("Read this:\n<doc>{context}</doc>\nQ: {question}\nA:")
-    assert splitter.split("Read this:\n<doc>Long text. More.</doc>\nQ: Why?\nA:") == (
-        "Long text. More.",
-        "Why?",
+def test_custom_template_with_text_around_both_fields(tiny_engine):
+    llm = InfiniRetriLLM(
+        engine=tiny_engine, template="Read this:\n<doc>{context}</doc>\nQ: {question}\nA:"
     )
+    prompt = "Read this:\n<doc>Long text. More.</doc>\nQ: Why?\nA:"
+    assert llm._request(prompt, {}) == (["Long text. More."], "Why?")
 
 
-def test_prompt_not_matching_splits_at_the_last_blank_line():
-    splitter = PromptSplitter("<ctx>{context}</ctx> {question}")
-    assert splitter.split("Some text.\n\nMore text.\n\nWhat is it?") == (
-        "Some text.\n\nMore text.",
+def test_prompt_not_matching_takes_its_tail_up_to_a_blank_line(tiny_engine):
+    llm = InfiniRetriLLM(engine=tiny_engine, template="<ctx>{context}</ctx> {question}")
+    assert llm._request("Some text.\n\nMore text.\n\nWhat is it?", {}) == (
+        ["Some text.\n\nMore text.\n\n"],
         "What is it?",
     )
-    assert splitter.split("Just a question?") == ("", "Just a question?")
+    assert llm._request("Just a question?", {}) == ([], "Just a question?")
+
+
+def test_question_tokens_bounds_the_tail(tiny_engine):
+    prompt = "Filler sentence here. " * 30 + "What is the code?"
+    small = InfiniRetriLLM(engine=tiny_engine, template=None, question_tokens=8)
+    (context,), question = small._request(prompt, {})
+    assert question.endswith("What is the code?")
+    assert tiny_engine.count_tokens(question) <= 8
+    assert prompt.startswith(context) and context + question == prompt
 
 
 @pytest.mark.parametrize(
@@ -42,26 +57,14 @@ def test_template_needs_each_field_once(template):
 
 
 # ---------------------------------------------------------------------------- requests
-@pytest.fixture
-def llm(tiny_engine):
-    return InfiniRetriLLM(engine=tiny_engine, max_tokens=5)
-
-
 def test_request_from_prompt_and_from_keywords(llm):
-    assert llm._request("Book text.\n\nQuestion: Why?", None, {})[:2] == (["Book text."], "Why?")
-    sources, question, max_tokens, stop = llm._request(
-        "Why?", ["END"], {"context": "Book text.", "max_tokens": 3}
-    )
-    assert (sources, question, max_tokens, stop) == (["Book text."], "Why?", 3, ["END"])
+    assert llm._request("Book text.\n\nQuestion: Why?", {}) == (["Book text."], "Why?")
+    kwargs = {"context": "Book text.", "max_tokens": 3}
+    assert llm._check_call("Why?", ["END"], kwargs) == (3, ["END"])
+    assert llm._request("Why?", kwargs) == (["Book text."], "Why?")
     docs = [Document(page_content="One."), "Two."]
-    assert llm._request("", None, {"context": docs, "question": "Q?"})[:2] == (
-        ["One.", "Two."],
-        "Q?",
-    )
-    assert llm._request("The whole book.", None, {"question": "Q?"})[:2] == (
-        ["The whole book."],
-        "Q?",
-    )
+    assert llm._request("", {"context": docs, "question": "Q?"}) == (["One.", "Two."], "Q?")
+    assert llm._request("The whole book.", {"question": "Q?"}) == (["The whole book."], "Q?")
 
 
 def test_invoke_returns_text_and_generation_info(llm, short_text):
@@ -110,7 +113,7 @@ def test_identifying_params_without_loading():
     llm = InfiniRetriLLM(engine_kwargs={"chunk_tokens": 256})
     params = llm._identifying_params
     assert params["chunk_tokens"] == 256 and params["model_name"]
-    assert llm._resolved_engine is None
+    assert not llm._holder.loaded
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -123,15 +126,17 @@ def test_identifying_params_without_loading():
         ("q?", {"context": []}, None),
         ("q?", {"context": [Document(page_content=" ")]}, r"context\[0\] has empty page_content"),
         ("q?", {"context": 5}, "context must be a list"),
-        ("q?", {"max_tokens": 0}, "max_tokens must be an integer >= 1"),
+        ("q?", {"max_tokens": 0}, "max_tokens must be a positive integer"),
     ],
 )
 def test_bad_requests(llm, prompt, kwargs, message):
     if message is None:
-        assert llm._request(prompt, None, kwargs)[0] == []
+        llm._check_call(prompt, None, kwargs)
+        assert llm._request(prompt, kwargs)[0] == []
         return
     with pytest.raises(ValueError, match=message):
-        llm._request(prompt, None, kwargs)
+        llm._check_call(prompt, None, kwargs)
+        llm._request(prompt, kwargs)
 
 
 def test_unknown_keyword_is_an_error(llm):
@@ -140,5 +145,5 @@ def test_unknown_keyword_is_an_error(llm):
 
 
 def test_max_tokens_field_checked():
-    with pytest.raises(ValueError, match="max_tokens must be an integer >= 1"):
+    with pytest.raises(ValueError, match="max_tokens must be a positive integer"):
         InfiniRetriLLM(max_tokens=0)

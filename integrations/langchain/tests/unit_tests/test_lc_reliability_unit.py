@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import re
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from infiniretri import InfiniRetri
 from infiniretri.testing import tiny_model
 from langchain_core.documents import Document
@@ -25,7 +22,6 @@ from langchain_infiniretri import (
     InfiniRetriRetriever,
     create_infiniretri_tool,
 )
-from langchain_infiniretri._split import PromptSplitter
 
 QUESTION = "Where is the mill?"
 NUL_TEXT = "Readable start. \x00\x00\x00 binary junk."
@@ -182,66 +178,16 @@ def test_an_empty_answer_is_returned_and_streamed_cleanly(silent):
 
 
 # -- prompt splitting: linear time on any text -------------------------------------------------
+# The splitter's equivalence with the old regexes and its linear time are tested once, on the
+# shared core (the repository's tests/test_integration_core.py); here, through the LLM.
 
 
-def _old_split(template: str, prompt: str) -> tuple[str, str]:
-    """The regex ``PromptSplitter`` used before: correct, but quadratic on whitespace runs."""
-    parts = []
-    for piece in re.split(r"(\{context\}|\{question\})", template):
-        if piece == "{context}":
-            parts.append(r"(?P<context>.*)")
-        elif piece == "{question}":
-            parts.append(r"(?P<question>.*?)")
-        else:
-            parts.append(re.escape(piece))
-    match = re.compile(r"\s*" + "".join(parts) + r"\s*", re.DOTALL).fullmatch(prompt)
-    if match is not None and match["question"].strip():
-        return match["context"], match["question"].strip()
-    head, sep, tail = prompt.rstrip().rpartition("\n\n")
-    if sep and tail.strip():
-        return head, tail.strip()
-    return "", prompt.strip()
-
-
-TEMPLATES = [
-    "{context}\n\nQuestion: {question}",
-    "Read this:\n<doc>{context}</doc>\nQ: {question}\nA:",
-    "<ctx>{context}</ctx> {question}",
-    "Question: {question}\n\nContext: {context}",
-]
-FRAGMENTS = [
-    "\n\nQuestion: ",
-    "<doc>",
-    "</doc>\nQ: ",
-    "\nA:",
-    "<ctx>",
-    "</ctx> ",
-    "Q: ",
-    "Read this:\n",
-]
-
-
-@settings(max_examples=1500, deadline=None)
-@given(
-    st.sampled_from(TEMPLATES),
-    st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text("ab \n\t", max_size=5)), max_size=8),
-)
-def test_prompt_split_is_the_same_as_before(template, fragments):
-    prompt = "".join(fragments)
-    assert PromptSplitter(template).split(prompt) == _old_split(template, prompt)
-
-
-@pytest.mark.parametrize(
-    "prompt",
-    [
-        " " * 300_000 + "A prompt without the marker",
-        "Some context.\n\nQuestion: why" + " " * 300_000 + "now?",
-        "\n" * 300_000 + "Context.\n\nQuestion: Why?",
-    ],
-    ids=["leading-whitespace", "whitespace-in-question", "leading-newlines"],
-)
-def test_long_whitespace_runs_split_in_linear_time(prompt):
-    """Once quadratic: 300k spaces would have taken hours."""
-    context, question = PromptSplitter().split(prompt)
-    assert question and question == question.strip()
-    assert context + question in prompt or question in prompt
+def test_the_llm_reads_a_prompt_with_long_whitespace_runs(tiny):
+    """Once quadratic: 300k spaces would have taken hours to split."""
+    engine = tiny.with_options(chunk_tokens=1024, retrieval_layer=0)
+    llm = InfiniRetriLLM(engine=engine, max_tokens=2)
+    prompt = "Some context.\n\nQuestion: why" + " " * 300_000 + "now?"
+    assert llm._request(prompt, {}) == (["Some context."], "why" + " " * 300_000 + "now?")
+    prompt = "\n" * 300_000 + "Some context." + " " * 300_000 + "\n\nQuestion: Why?"
+    assert llm._request(prompt, {}) == (["Some context." + " " * 300_000], "Why?")
+    assert isinstance(llm.invoke(prompt), str)

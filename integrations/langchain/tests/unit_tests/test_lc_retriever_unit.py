@@ -208,10 +208,10 @@ def test_from_documents_rejects_empty_list(tiny_engine):
 
 @pytest.mark.parametrize("k", [0, -1, 1.5, "3", True])
 def test_k_below_one_or_not_an_int_is_rejected(tiny_engine, needle_text, k):
-    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
         InfiniRetriRetriever.from_texts([needle_text.text], engine=tiny_engine, k=k)
     retriever = InfiniRetriRetriever.from_texts([needle_text.text], engine=tiny_engine)
-    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
         retriever.invoke(needle_text.question, k=k)
 
 
@@ -258,5 +258,5 @@ def test_bad_engine_setting_fails_at_construction(tiny_engine, needle_text):
 def test_no_model_is_loaded_until_first_use():
     retriever = InfiniRetriRetriever.from_texts(["One sentence. Another one."])
     assert retriever.engine is None
-    assert retriever._resolved_engine is None
+    assert not retriever._holder.loaded
     assert retriever.model_name  # known without loading

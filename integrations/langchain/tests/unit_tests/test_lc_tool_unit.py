@@ -65,8 +65,8 @@ async def test_tool_async_and_from_a_retriever(tiny_engine, short_text):
     [
         ([], {}, "source is empty"),
         ("one string", {}, "source must be a list"),
-        (["Text."], {"k": 0}, "k must be an integer >= 1"),
-        (["Text."], {"max_tokens": 0}, "max_tokens must be an integer >= 1"),
+        (["Text."], {"k": 0}, "k must be a positive integer"),
+        (["Text."], {"max_tokens": 0}, "max_tokens must be a positive integer"),
     ],
 )
 def test_bad_construction(tiny_engine, source, kwargs, message):

@@ -1,19 +1,13 @@
-"""Node bookkeeping and prompt splitting, checked without running the model."""
+"""Node bookkeeping, checked without running the model."""
 
 from __future__ import annotations
 
 from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeRelationship, TextNode
-from llama_index.retrievers.infiniretri._prompt import split_prompt
 from llama_index.retrievers.infiniretri.nodes import build_sources, sentence_node
 
 from infiniretri import Sentence
-
-
-def words(text: str) -> int:
-    return len(text.split())
-
 
 # -- sources --------------------------------------------------------------------------------
 
@@ -91,27 +85,3 @@ def test_sentence_node_points_into_its_source_with_a_stable_id():
     assert doc.text[node.start_char_idx : node.end_char_idx] == node.text
     assert node.ref_doc_id == doc.doc_id
     assert node.metadata == {"k": "v"}
-
-
-# -- prompts --------------------------------------------------------------------------------
-
-
-def test_split_prompt_takes_the_query_after_the_template_separator():
-    from llama_index.core.prompts.default_prompts import DEFAULT_TEXT_QA_PROMPT_TMPL
-
-    context = "Alpha is one. Beta is two.\nGamma is three."
-    prompt = DEFAULT_TEXT_QA_PROMPT_TMPL.format(context_str=context, query_str="What is beta?")
-    document, question = split_prompt(prompt, words, 128)
-    assert context in document
-    assert question.endswith("Query: What is beta?")
-    assert "Alpha" not in question
-    assert not question.endswith("Answer:")
-
-
-def test_split_prompt_question_budget_and_short_prompts():
-    long = "Filler sentence here. " * 40 + "What is the code?"
-    document, question = split_prompt(long, words, 8)
-    assert question.endswith("What is the code?")
-    assert words(question) <= 8
-    assert document + question == long.rstrip() or long.startswith(document)
-    assert split_prompt("What is 2+2?", words, 8) == ("What is 2+2?", "What is 2+2?")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,41 +16,53 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
-from llama_index.retrievers.infiniretri._engine import EngineSlot, split_engine_kwargs
-from llama_index.retrievers.infiniretri._prompt import split_prompt
 
 from infiniretri import Answer, InfiniRetri
+from infiniretri import integration as core
 from infiniretri.aio import iterate_in_thread, run_in_thread
 
 DEFAULT_CONTEXT_WINDOW = 1 << 20
 DEFAULT_MAX_NEW_TOKENS = 256
-DEFAULT_QUESTION_TOKENS = 128
 
 
 class InfiniRetriLLM(CustomLLM):
     """A LlamaIndex LLM that reads its prompt with InfiniRetri.
 
-    The prompt's tail (the instruction and query LlamaIndex templates put last; at most
-    ``question_tokens``, see ``_prompt.split_prompt``) is the question; everything before it is
-    read chunk by chunk, keeping only the sentences the model's attention selects, and the
-    answer is generated from those. A prompt can therefore be far longer than the model's own
-    window: ``metadata.context_window`` is what this LLM accepts (``context_window``, prompt
-    plus ``max_new_tokens``), enforced by ``complete``, not the model's window
-    (``engine.context_window``).
+    The prompt is split into the question and the context before it by the rules every
+    InfiniRetri integration shares (``infiniretri.integration.PromptSplitter``): the
+    ``template`` (default ``"{context}\n\nQuestion: {question}"``) when the prompt has its
+    shape, else the prompt's tail (whole lines or sentences, at most ``question_tokens``,
+    stopping at a blank line or a separator line such as LlamaIndex's
+    ``---------------------``); a closing ``Answer:`` cue is dropped. The context is read chunk
+    by chunk, keeping only the sentences the model's attention selects, and the answer is
+    generated from those (no context: the question is answered directly). A prompt can
+    therefore be far longer than the model's own window: ``metadata.context_window`` is what
+    this LLM accepts (``context_window``, prompt plus ``max_new_tokens``), enforced by
+    ``complete``, not the model's window (``engine.context_window``).
 
     ``complete``/``stream_complete`` (and their async forms, which run in a worker thread)
     return ``CompletionResponse``\\ s; streamed ones carry the text so far and the new ``delta``.
-    ``chat`` works through ``messages_to_prompt`` as with any ``CustomLLM``.
+    ``chat`` works through ``messages_to_prompt`` as with any ``CustomLLM``. A completion's
+    ``raw["usage"]`` (what ``TokenCountingHandler`` reads) counts every token the model read
+    (``prompt_tokens``: the scan's and the answer prompt's) and wrote (``completion_tokens``),
+    as ``infiniretri.Usage`` defines them.
 
     Args:
         engine: The InfiniRetri engine; pass one to share a loaded model between components.
-            None loads ``InfiniRetri.from_pretrained(**engine_kwargs)`` on first use.
+            None loads ``InfiniRetri.from_pretrained(model, **model_kwargs, **engine_kwargs)``
+            on first use.
+        model: Without ``engine``: a local model directory; None is the embedded model.
+        model_kwargs: Without ``engine``: loading options (``device``, ``dtype``, ...).
+        engine_kwargs: Engine settings (``chunk_tokens``, ``top_k_tokens``, ...; see
+            ``infiniretri.EngineSettings``); with an ``engine`` they are applied with
+            ``engine.with_options`` (same model).
         context_window: Longest prompt plus answer accepted, in tokens.
         max_new_tokens: Longest answer, in tokens.
         question_tokens: Most tokens of the prompt's tail taken as the question.
+        template: The prompt shape tried first; None splits by the tail rule only.
         stop: Strings that end the answer.
         **kwargs: ``CustomLLM`` fields (``callback_manager``, ``system_prompt``,
-            ``completion_to_prompt``, ...); any other keyword is an engine option.
+            ``completion_to_prompt``, ...); any other keyword is an engine setting.
     """
 
     context_window: int = Field(
@@ -63,22 +74,46 @@ class InfiniRetriLLM(CustomLLM):
         default=DEFAULT_MAX_NEW_TOKENS, gt=0, description="Longest answer, in tokens."
     )
     question_tokens: int = Field(
-        default=DEFAULT_QUESTION_TOKENS,
+        default=core.DEFAULT_QUESTION_TOKENS,
         gt=0,
         description="Most tokens of the prompt's tail taken as the question.",
     )
+    template: str | None = Field(
+        default=core.DEFAULT_TEMPLATE,
+        description="The prompt shape tried first ({context} and {question} once each).",
+    )
     stop: list[str] | None = Field(default=None, description="Strings that end the answer.")
-    _slot: EngineSlot = PrivateAttr()
+    model: str | None = Field(
+        default=None, description="Local model directory to load; None: the embedded model."
+    )
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Loading options (device, dtype, ...)."
+    )
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Engine settings (chunk_tokens, top_k_tokens, ...)."
+    )
+    _holder: core.EngineHolder = PrivateAttr()
+    _splitter: core.PromptSplitter = PrivateAttr()
 
     def __init__(self, engine: InfiniRetri | None = None, **kwargs: Any) -> None:
-        own, engine_kwargs = split_engine_kwargs(kwargs, set(type(self).model_fields))
+        own, options = core.split_engine_options(kwargs, type(self).model_fields)
         for name in ("context_window", "max_new_tokens", "question_tokens"):
-            value = own.get(name, 1)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        slot = EngineSlot(engine, **engine_kwargs)
+            core.check_positive_int(own.get(name, 1), name)
+        own["stop"] = core.check_stop(own.get("stop"))
+        holder = core.EngineHolder(
+            engine,
+            model=own.get("model"),
+            model_kwargs=own.get("model_kwargs"),
+            engine_kwargs=options,
+        )
+        own["engine_kwargs"] = options
+        splitter = core.PromptSplitter(
+            own.get("template", core.DEFAULT_TEMPLATE),
+            own.get("question_tokens", core.DEFAULT_QUESTION_TOKENS),
+        )
         super().__init__(**own)
-        self._slot = slot
+        self._holder = holder
+        self._splitter = splitter
 
     @classmethod
     def class_name(cls) -> str:
@@ -87,7 +122,7 @@ class InfiniRetriLLM(CustomLLM):
     @property
     def engine(self) -> InfiniRetri:
         """The engine (loaded now if it was left to load on first use)."""
-        return self._slot.get()
+        return self._holder.get()
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -95,7 +130,7 @@ class InfiniRetriLLM(CustomLLM):
             context_window=self.context_window,
             num_output=self.max_new_tokens,
             is_chat_model=False,
-            model_name=self.engine.model_name,
+            model_name=self._holder.model_name,
         )
 
     # -- the prompt ----------------------------------------------------------------------
@@ -113,57 +148,48 @@ class InfiniRetriLLM(CustomLLM):
                 f"prompt is {tokens} tokens; this InfiniRetriLLM reads at most {limit} "
                 "(context_window - max_new_tokens); raise context_window to read more"
             )
-        document, question = split_prompt(prompt, engine.count_tokens, self.question_tokens)
-        return _Prompt(document, question, tokens)
+        split = self._splitter.split(prompt, engine.count_tokens)
+        return _Prompt([split.context] if split.context else [], split.question)
 
     def _max_new(self, kwargs: dict[str, Any]) -> int:
         value = kwargs.get("max_new_tokens", self.max_new_tokens)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"max_new_tokens must be a positive integer, got {value!r}")
-        return value
+        return core.check_positive_int(value, "max_new_tokens")
 
     def _stop(self, kwargs: dict[str, Any]) -> list[str] | None:
-        stop: Sequence[str] | None = kwargs.get("stop", self.stop)
-        return list(stop) if stop else None
+        return core.check_stop(kwargs.get("stop", self.stop))
 
     # -- completion ----------------------------------------------------------------------
 
     def _answer(
         self, prompt: _Prompt, kwargs: dict[str, Any], cancel: threading.Event | None
     ) -> CompletionResponse:
-        answer = self.engine.answer(
-            prompt.document,
+        answer = core.answer(
+            self.engine,
+            prompt.sources,
             prompt.question,
             max_new_tokens=self._max_new(kwargs),
             stop=self._stop(kwargs),
             cancel=cancel,
         )
-        return _completion(answer, prompt.tokens)
+        return _completion(answer)
 
     def _stream(
         self, prompt: _Prompt, kwargs: dict[str, Any], cancel: threading.Event | None
     ) -> CompletionResponseGen:
-        stream = self.engine.stream_answer(
-            prompt.document,
+        stream = core.stream_answer(
+            self.engine,
+            prompt.sources,
             prompt.question,
             max_new_tokens=self._max_new(kwargs),
             stop=self._stop(kwargs),
             cancel=cancel,
         )
         text = ""
-        try:
-            for piece in stream:
-                if cancel is not None and cancel.is_set():
-                    return
-                if piece:
-                    text += piece
-                    yield CompletionResponse(text=text, delta=piece)
-            if not text:  # an empty answer is one empty response (LlamaIndex needs at least one)
-                yield CompletionResponse(text="", delta="")
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+        for piece in core.pieces(stream, cancel):
+            text += piece
+            yield CompletionResponse(text=text, delta=piece)
+        if not text and not (cancel is not None and cancel.is_set()):
+            yield CompletionResponse(text="", delta="")  # LlamaIndex needs at least one
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
@@ -192,28 +218,19 @@ class InfiniRetriLLM(CustomLLM):
 
 @dataclass(frozen=True)
 class _Prompt:
-    """A prompt split for the engine, and its length in tokens."""
+    """A prompt split for the engine: the context texts to read (maybe none) and the question."""
 
-    document: str
+    sources: list[str]
     question: str
-    tokens: int
 
 
-def _completion(answer: Answer, prompt_tokens: int) -> CompletionResponse:
-    """The answer, with usage in ``raw`` the way LlamaIndex's token counting reads it.
-
-    ``prompt_tokens`` is the prompt this LLM was given; the model itself read it chunk by chunk
-    and answered from ``cache_tokens`` of it (``answer_prompt_tokens`` with the question).
-    """
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": answer.generated_tokens}
+def _completion(answer: Answer) -> CompletionResponse:
+    """The answer, with its usage in ``raw`` the way LlamaIndex's token counting reads it."""
+    usage = answer.usage.as_dict()
     stats = dataclasses.asdict(answer.retrieval.stats)
-    details = {
-        "tokens_read": stats["tokens_read"],
-        "cache_tokens": stats["cache_tokens"],
-        "answer_prompt_tokens": answer.prompt_tokens,
-    }
+    details = {"tokens_read": stats["tokens_read"], "cache_tokens": stats["cache_tokens"]}
     return CompletionResponse(
         text=answer.text,
-        raw={"usage": usage, "stats": stats, "answer_prompt_tokens": answer.prompt_tokens},
+        raw={"usage": usage, "stats": stats},
         additional_kwargs={**usage, **details},
     )

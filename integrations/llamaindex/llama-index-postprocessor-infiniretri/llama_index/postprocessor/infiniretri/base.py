@@ -10,11 +10,11 @@ from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
-from llama_index.retrievers.infiniretri._engine import EngineSlot, split_engine_kwargs
-from llama_index.retrievers.infiniretri.base import check_query, check_top
+from llama_index.retrievers.infiniretri.base import check_query
 from llama_index.retrievers.infiniretri.nodes import build_sources, sentence_nodes
 
 from infiniretri import InfiniRetri
+from infiniretri import integration as core
 from infiniretri.aio import run_in_thread
 
 
@@ -33,27 +33,48 @@ class InfiniRetriNodePostprocessor(BaseNodePostprocessor):
 
     Args:
         engine: The InfiniRetri engine; pass one to share a loaded model between components.
-            None loads ``InfiniRetri.from_pretrained(**engine_kwargs)`` on first use.
+            None loads ``InfiniRetri.from_pretrained(model, **model_kwargs, **engine_kwargs)``
+            on first use.
         top_n: How many sentences to keep; None keeps the whole cache.
+        model: Without ``engine``: a local model directory; None is the embedded model.
+        model_kwargs: Without ``engine``: loading options (``device``, ``dtype``, ...).
+        engine_kwargs: Engine settings (``chunk_tokens``, ``top_k_tokens``, ...; see
+            ``infiniretri.EngineSettings``); with an ``engine`` they are applied with
+            ``engine.with_options`` (same model).
         callback_manager: Callback manager (a query engine sets its own).
-        **engine_kwargs: Engine options (``chunk_tokens``, ``top_k_tokens``, ...); with an
-            ``engine`` they are applied with ``engine.with_options`` (same model).
+        **kwargs: Any other keyword is an engine setting.
     """
 
     top_n: int | None = Field(
         default=None, description="Sentences to keep, best first; None keeps the whole cache."
     )
-    _slot: EngineSlot = PrivateAttr()
+    model: str | None = Field(
+        default=None, description="Local model directory to load; None: the embedded model."
+    )
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Loading options (device, dtype, ...)."
+    )
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Engine settings (chunk_tokens, top_k_tokens, ...)."
+    )
+    _holder: core.EngineHolder = PrivateAttr()
 
     def __init__(
         self, engine: InfiniRetri | None = None, top_n: int | None = None, **kwargs: Any
     ) -> None:
-        check_top("top_n", top_n)
-        own, engine_kwargs = split_engine_kwargs(kwargs, set(type(self).model_fields))
-        slot = EngineSlot(engine, **engine_kwargs)
+        core.check_positive_int(top_n, "top_n", allow_none=True)
+        own, options = core.split_engine_options(kwargs, type(self).model_fields)
+        holder = core.EngineHolder(
+            engine,
+            model=own.get("model"),
+            model_kwargs=own.get("model_kwargs"),
+            engine_kwargs=options,
+        )
         callback_manager = own.pop("callback_manager", None) or CallbackManager()
-        super().__init__(top_n=top_n, callback_manager=callback_manager, **own)
-        self._slot = slot
+        super().__init__(
+            top_n=top_n, callback_manager=callback_manager, engine_kwargs=options, **own
+        )
+        self._holder = holder
 
     @classmethod
     def class_name(cls) -> str:
@@ -62,7 +83,7 @@ class InfiniRetriNodePostprocessor(BaseNodePostprocessor):
     @property
     def engine(self) -> InfiniRetri:
         """The engine (loaded now if it was left to load on first use)."""
-        return self._slot.get()
+        return self._holder.get()
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -90,7 +111,7 @@ class InfiniRetriNodePostprocessor(BaseNodePostprocessor):
             CBEventType.RERANKING,
             payload={
                 EventPayload.NODES: nodes,
-                EventPayload.MODEL_NAME: self.engine.model_name,
+                EventPayload.MODEL_NAME: self._holder.model_name,
                 EventPayload.QUERY_STR: query,
                 EventPayload.TOP_K: self.top_n,
             },

@@ -13,9 +13,9 @@ from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
 from llama_index.core.settings import Settings
 
 from infiniretri import InfiniRetri, Retrieval
+from infiniretri import integration as core
 from infiniretri.aio import run_in_thread
 
-from ._engine import EngineSlot
 from .nodes import SourceText, build_sources, sentence_nodes
 
 
@@ -36,21 +36,31 @@ def check_query_input(value: object) -> None:
 
 def check_top(name: str, value: int | None) -> int | None:
     """``value`` when it is None or a positive int, else a ``ValueError`` naming ``name``."""
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return value
+    return core.check_positive_int(value, name, allow_none=True)
+
+
+def hold_engine(
+    engine: InfiniRetri | None,
+    model: str | None,
+    model_kwargs: dict[str, Any] | None,
+    engine_kwargs: dict[str, Any] | None,
+    options: dict[str, Any],
+) -> core.EngineHolder:
+    """The engine of a component: given, or loaded on first use; ``options`` add settings."""
+    _, settings = core.split_engine_options({"engine_kwargs": engine_kwargs, **options}, ())
+    return core.EngineHolder(engine, model=model, model_kwargs=model_kwargs, engine_kwargs=settings)
 
 
 class SourceReader:
     """Documents and the engine that scans them; shared by the retriever and the query engine."""
 
-    def __init__(self, sources: Sequence[SourceText], slot: EngineSlot) -> None:
+    def __init__(self, sources: Sequence[SourceText], holder: core.EngineHolder) -> None:
         self.sources = list(sources)
-        self.slot = slot
+        self.holder = holder
 
     def scan(self, question: str, cancel: threading.Event | None = None) -> Retrieval:
         """Read every document with the question and return the final sentence cache."""
-        return self.slot.get().retrieve([s.text for s in self.sources], question, cancel=cancel)
+        return self.holder.get().retrieve([s.text for s in self.sources], question, cancel=cancel)
 
     def nodes(self, retrieval: Retrieval, top_k: int | None = None) -> list[NodeWithScore]:
         """The cache as nodes: the ``top_k`` best first, or all of it in document order."""
@@ -72,11 +82,16 @@ class InfiniRetriRetriever(BaseRetriever):
         nodes: Documents or nodes to read (strings become Documents). Chunks cut by a node
             parser are read as their original documents (see ``from_nodes``).
         engine: The InfiniRetri engine; pass one to share a loaded model between components.
-            None loads ``InfiniRetri.from_pretrained(**engine_kwargs)`` on first use.
+            None loads ``InfiniRetri.from_pretrained(model, **model_kwargs, **engine_kwargs)``
+            on first use.
         similarity_top_k: How many sentences to return; None returns the whole cache.
         callback_manager: Defaults to ``Settings.callback_manager``.
-        **engine_kwargs: Engine options (``chunk_tokens``, ``top_k_tokens``, ...); with an
-            ``engine`` they are applied with ``engine.with_options`` (same model).
+        model: Without ``engine``: a local model directory; None is the embedded model.
+        model_kwargs: Without ``engine``: loading options (``device``, ``dtype``, ...).
+        engine_kwargs: Engine settings (``chunk_tokens``, ``top_k_tokens``, ...; see
+            ``infiniretri.EngineSettings``); with an ``engine`` they are applied with
+            ``engine.with_options`` (same model).
+        **options: More engine settings, as keywords.
     """
 
     def __init__(
@@ -86,10 +101,15 @@ class InfiniRetriRetriever(BaseRetriever):
         similarity_top_k: int | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
-        **engine_kwargs: Any,
+        *,
+        model: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        engine_kwargs: dict[str, Any] | None = None,
+        **options: Any,
     ) -> None:
         check_top("similarity_top_k", similarity_top_k)
-        reader = SourceReader(build_sources(nodes, "nodes"), EngineSlot(engine, **engine_kwargs))
+        holder = hold_engine(engine, model, model_kwargs, engine_kwargs, options)
+        reader = SourceReader(build_sources(nodes, "nodes"), holder)
         self._init(reader, similarity_top_k, callback_manager, verbose)
 
     def _init(
@@ -112,13 +132,16 @@ class InfiniRetriRetriever(BaseRetriever):
         engine: InfiniRetri | None = None,
         similarity_top_k: int | None = None,
         callback_manager: CallbackManager | None = None,
-        **engine_kwargs: Any,
+        *,
+        model: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        engine_kwargs: dict[str, Any] | None = None,
+        **options: Any,
     ) -> InfiniRetriRetriever:
         """A retriever over whole documents (``Document``\\ s or strings)."""
         check_top("similarity_top_k", similarity_top_k)
-        reader = SourceReader(
-            build_sources(documents, "documents"), EngineSlot(engine, **engine_kwargs)
-        )
+        holder = hold_engine(engine, model, model_kwargs, engine_kwargs, options)
+        reader = SourceReader(build_sources(documents, "documents"), holder)
         return cls._from_reader(reader, similarity_top_k, callback_manager)
 
     @classmethod
@@ -128,7 +151,7 @@ class InfiniRetriRetriever(BaseRetriever):
         engine: InfiniRetri | None = None,
         similarity_top_k: int | None = None,
         callback_manager: CallbackManager | None = None,
-        **engine_kwargs: Any,
+        **kwargs: Any,
     ) -> InfiniRetriRetriever:
         """A retriever over an index's nodes.
 
@@ -141,7 +164,7 @@ class InfiniRetriRetriever(BaseRetriever):
             engine=engine,
             similarity_top_k=similarity_top_k,
             callback_manager=callback_manager,
-            **engine_kwargs,
+            **kwargs,
         )
 
     @classmethod
@@ -166,7 +189,7 @@ class InfiniRetriRetriever(BaseRetriever):
     @property
     def engine(self) -> InfiniRetri:
         """The engine (loaded now if it was left to load on first use)."""
-        return self._reader.slot.get()
+        return self._reader.holder.get()
 
     @property
     def similarity_top_k(self) -> int | None:

@@ -27,15 +27,16 @@ from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
 from llama_index.core.settings import Settings
 
 from infiniretri import Answer, InfiniRetri, Retrieval
+from infiniretri import integration as core
 from infiniretri.aio import iterate_in_thread, run_in_thread
 
-from ._engine import EngineSlot
 from .base import (
     InfiniRetriCacheScan,
     InfiniRetriRetriever,
     SourceReader,
     check_query,
     check_query_input,
+    hold_engine,
     nodes_of_index,
 )
 from .nodes import build_sources
@@ -54,7 +55,7 @@ class InfiniRetriQueryEngine(BaseQueryEngine):
     final cache in document order: one ``NodeWithScore`` per sentence whose score is its
     attention score, whose ``start_char_idx``/``end_char_idx`` index into the document its
     ``SOURCE`` relationship names. ``Response.metadata["infiniretri"]`` holds the scan's
-    statistics.
+    statistics and, once answered, the token ``usage`` (``infiniretri.Usage.as_dict()``).
 
     With ``streaming=True`` the answer comes as a ``StreamingResponse`` (``AsyncStreamingResponse``
     from ``aquery``) whose generator yields text as the model writes it. ``aquery`` runs the model
@@ -64,13 +65,18 @@ class InfiniRetriQueryEngine(BaseQueryEngine):
     Args:
         nodes: Documents or nodes to read (see ``from_documents``/``from_nodes``).
         engine: The InfiniRetri engine; pass one to share a loaded model between components.
-            None loads ``InfiniRetri.from_pretrained(**engine_kwargs)`` on first use.
+            None loads ``InfiniRetri.from_pretrained(model, **model_kwargs, **engine_kwargs)``
+            on first use.
         streaming: Return streaming responses.
         max_new_tokens: Longest answer, in tokens.
         stop: Strings that end the answer (the text is cut before the first one).
         callback_manager: Defaults to ``Settings.callback_manager``.
-        **engine_kwargs: Engine options (``chunk_tokens``, ``top_k_tokens``, ...); with an
-            ``engine`` they are applied with ``engine.with_options`` (same model).
+        model: Without ``engine``: a local model directory; None is the embedded model.
+        model_kwargs: Without ``engine``: loading options (``device``, ``dtype``, ...).
+        engine_kwargs: Engine settings (``chunk_tokens``, ``top_k_tokens``, ...; see
+            ``infiniretri.EngineSettings``); with an ``engine`` they are applied with
+            ``engine.with_options`` (same model).
+        **options: More engine settings, as keywords.
     """
 
     def __init__(
@@ -81,11 +87,15 @@ class InfiniRetriQueryEngine(BaseQueryEngine):
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         stop: Sequence[str] | None = None,
         callback_manager: CallbackManager | None = None,
-        **engine_kwargs: Any,
+        *,
+        model: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        engine_kwargs: dict[str, Any] | None = None,
+        **options: Any,
     ) -> None:
         self._init(
             build_sources(nodes, "nodes"),
-            EngineSlot(engine, **engine_kwargs),
+            hold_engine(engine, model, model_kwargs, engine_kwargs, options),
             streaming,
             max_new_tokens,
             stop,
@@ -95,22 +105,16 @@ class InfiniRetriQueryEngine(BaseQueryEngine):
     def _init(
         self,
         sources: Sequence[Any],
-        slot: EngineSlot,
+        holder: core.EngineHolder,
         streaming: bool,
         max_new_tokens: int,
         stop: Sequence[str] | None,
         callback_manager: CallbackManager | None,
     ) -> None:
-        if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool):
-            raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-        if isinstance(stop, str):
-            raise ValueError("stop must be a list of strings, not a single string")
-        self._reader = SourceReader(sources, slot)
+        self._max_new_tokens = core.check_positive_int(max_new_tokens, "max_new_tokens")
+        self._stop = core.check_stop(stop)
+        self._reader = SourceReader(sources, holder)
         self._streaming = bool(streaming)
-        self._max_new_tokens = max_new_tokens
-        self._stop = list(stop) if stop else None
         super().__init__(callback_manager=callback_manager or Settings.callback_manager)
 
     @classmethod
@@ -123,13 +127,16 @@ class InfiniRetriQueryEngine(BaseQueryEngine):
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         stop: Sequence[str] | None = None,
         callback_manager: CallbackManager | None = None,
-        **engine_kwargs: Any,
+        model: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        engine_kwargs: dict[str, Any] | None = None,
+        **options: Any,
     ) -> InfiniRetriQueryEngine:
         """A query engine over whole documents (``Document``\\ s or strings)."""
         engine_obj = cls.__new__(cls)
         engine_obj._init(
             build_sources(documents, "documents"),
-            EngineSlot(engine, **engine_kwargs),
+            hold_engine(engine, model, model_kwargs, engine_kwargs, options),
             streaming,
             max_new_tokens,
             stop,
@@ -163,7 +170,7 @@ class InfiniRetriQueryEngine(BaseQueryEngine):
     @property
     def engine(self) -> InfiniRetri:
         """The engine (loaded now if it was left to load on first use)."""
-        return self._reader.slot.get()
+        return self._reader.holder.get()
 
     @property
     def streaming(self) -> bool:
@@ -281,16 +288,7 @@ class InfiniRetriQueryEngine(BaseQueryEngine):
         stream = self.engine.stream_answer_from(
             retrieval, max_new_tokens=self._max_new_tokens, stop=self._stop
         )
-        try:
-            for piece in stream:
-                if cancel is not None and cancel.is_set():
-                    return
-                if piece:
-                    yield piece
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+        yield from core.pieces(stream, cancel)
 
 
 def _scanned(retrieval: Retrieval | None) -> Retrieval:
@@ -307,9 +305,5 @@ def _metadata(retrieval: Retrieval, nodes: list[NodeWithScore]) -> dict[str, Any
 
 
 def _with_answer(metadata: dict[str, Any], answer: Answer) -> dict[str, Any]:
-    metadata["infiniretri"] = {
-        **metadata["infiniretri"],
-        "prompt_tokens": answer.prompt_tokens,
-        "generated_tokens": answer.generated_tokens,
-    }
+    metadata["infiniretri"] = {**metadata["infiniretri"], "usage": answer.usage.as_dict()}
     return metadata

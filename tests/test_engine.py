@@ -45,15 +45,31 @@ def test_every_architecture_scans_and_answers(arch):
     assert 0 <= retrieval.stats.retrieval_layer < 4
 
 
+def whole_sentence_chunks(counts: list[int], chunk_tokens: int) -> list[int]:
+    """Token counts of the chunks a scan reads: whole sentences, greedily, up to the chunk size."""
+    chunks = [0]
+    for n in counts:
+        if chunks[-1] and chunks[-1] + n > chunk_tokens:
+            chunks.append(0)
+        chunks[-1] += n
+    return chunks
+
+
 def test_stats_count_what_was_read(tiny_engine):
     doc = document(150)
-    r = tiny_engine.retrieve(doc, "What did the committee discuss?")
+    seen = []
+    r = tiny_engine.retrieve(doc, "What did the committee discuss?", progress=seen.append)
     stats = r.stats
-    assert stats.sentences_read == 150
-    assert stats.tokens_read == sum(
+    counts = [
         len(ids) for ids in tiny_engine.segmenter.encode([FILLER.format(i) for i in range(150)])
-    )
-    assert stats.forward_passes == -(-stats.tokens_read // 256) or stats.forward_passes > 1
+    ]
+    assert stats.sentences_read == 150
+    assert stats.tokens_read == sum(counts)
+    # One forward per chunk of whole sentences (17-19 tokens each here, 2740 in all): 11 chunks.
+    chunks = whole_sentence_chunks(counts, 256)
+    assert max(chunks) <= 256
+    assert stats.forward_passes == len(chunks) == 11
+    assert [b - a for a, b in zip([0, *seen], seen)] == chunks  # tokens read at each pass
     assert stats.tokens_processed > stats.tokens_read
     assert stats.cache_tokens == sum(len(ids) for ids in r.token_ids)
     assert stats.documents == 1

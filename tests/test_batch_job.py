@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,10 +105,7 @@ def test_error_rows_and_results_match_the_engine(tmp_path, tiny_engine):
         assert results[key]["sentences"] is None
         assert message in results[key]["error"], results[key]["error"]
     good = [r for r in rows if r["id"] not in BAD]
-    pairs = [
-        (r["document"] if r["document"] else __import__("pathlib").Path(r["path"]), r["question"])
-        for r in good
-    ]
+    pairs = [(r["document"] if r["document"] else Path(r["path"]), r["question"]) for r in good]
     for row, retrieval in zip(good, tiny_engine.retrieve_batch(pairs)):
         result = results[row["id"]]
         assert result["error"] is None

@@ -480,6 +480,7 @@ def run_job(
     answer: bool = False,
     workers: int = 0,
     gpus_per_worker: float = 0.0,
+    cpus_per_worker: float = 1.0,
     address: str | None = None,
     fmt: str = "parquet",
     model: str | None = None,
@@ -563,6 +564,7 @@ def run_job(
                     max_document_bytes=max_document_bytes,
                     workers=workers,
                     gpus_per_worker=gpus_per_worker,
+                    cpus_per_worker=cpus_per_worker,
                     fault_file=fault_file,
                 )
                 for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):

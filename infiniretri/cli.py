@@ -111,7 +111,15 @@ def _add_batch(commands) -> None:
         help="GPUs per actor; a fraction shares a GPU between actors (default: 0, CPU)",
     )
     batch.add_argument(
-        "--address", default=None, help="Ray cluster address (default: start a local Ray)"
+        "--cpus-per-worker",
+        type=float,
+        default=1.0,
+        help="CPUs per actor (its torch threads and tokenizing prep workers; default: 1)",
+    )
+    batch.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)",
     )
     batch.add_argument(
         "--format", choices=FORMATS, default="parquet", help="output format (default: parquet)"
@@ -155,6 +163,7 @@ def _batch(args: argparse.Namespace) -> int:
         answer=args.answer,
         workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
+        cpus_per_worker=args.cpus_per_worker,
         address=args.address,
         fmt=args.format,
         model=args.model,

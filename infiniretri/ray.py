@@ -135,9 +135,9 @@ def _batch_rows(batch) -> list[dict[str, Any]]:
 
 
 def ensure_ray(address: str | None = None, workers: int = 1, num_cpus: int | None = None) -> None:
-    """Connect to the Ray cluster at ``address``, or start a quiet local one (no dashboard, no
-    worker logs, no progress bars) with enough CPUs for ``workers`` actors. Does nothing if Ray
-    is already initialized."""
+    """Connect to the Ray cluster at ``address`` (or ``$RAY_ADDRESS``, as in a ``ray job
+    submit`` job), or start a quiet local one (no dashboard, no worker logs, no progress bars)
+    with enough CPUs for ``workers`` actors. Does nothing if Ray is already initialized."""
     quiet_ray_data()
     if ray.is_initialized():
         return
@@ -146,6 +146,7 @@ def ensure_ray(address: str | None = None, workers: int = 1, num_cpus: int | Non
     options: dict[str, Any] = dict(
         include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
     )
+    address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit`
     if address:
         options["address"] = address
     else:

@@ -40,19 +40,11 @@ def _ready() -> bool:
     return "segmenter" in _worker
 
 
-def worker_start_method() -> str:
+def _start_method() -> str:
     """``fork`` on Linux: workers start at once and import nothing (they use no CUDA, only
     Python, nltk and the Rust tokenizer, which turns its own threads off after a fork);
-    ``spawn`` elsewhere.
-
-    Once this process has used CUDA, ``forkserver``: a forked child would inherit CUDA state
-    (recorded graphs among it) that it cannot use, and warn about it when it exits.
-    """
-    if not sys.platform.startswith("linux"):
-        return "spawn"
-    import torch
-
-    return "forkserver" if torch.cuda.is_initialized() else "fork"
+    ``spawn`` elsewhere."""
+    return "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 def default_workers(device_type: str) -> int:
@@ -79,7 +71,7 @@ class PrepPool:
             if self._pool is None:
                 pool = ProcessPoolExecutor(
                     self.workers,
-                    mp_context=multiprocessing.get_context(worker_start_method()),
+                    mp_context=multiprocessing.get_context(_start_method()),
                     initializer=_init_worker,
                     initargs=(self.segmenter,),
                 )

@@ -134,24 +134,3 @@ def test_prep_workers_give_the_units_of_the_inline_path(tiny_llama, tmp_path):
     a = inline.retrieve(text, question)
     b = pooled.retrieve(path, question)
     assert a.sentences == b.sentences
-
-
-def test_forkserver_workers_give_the_units_of_the_inline_path(tiny_llama, monkeypatch):
-    """The start method used once CUDA is initialised: workers get their segmenter pickled."""
-    import multiprocessing
-
-    import infiniretri.prep
-
-    assert infiniretri.prep.worker_start_method() == "fork"  # CUDA is not used in the tests
-    monkeypatch.setattr(infiniretri.prep, "worker_start_method", lambda: "forkserver")
-    model, tokenizer = tiny_llama
-    inline = InfiniRetri(model, tokenizer, chunk_tokens=512, retrieval_layer=1, prep_workers=0)
-    # A sentence cap no other test uses, so the context makes a new pool with this start method.
-    pooled = inline.with_options(prep_workers=1, max_sentence_tokens=77)
-    text = long_document()
-    expected = list(
-        inline.with_options(max_sentence_tokens=77).segmenter.units(open_documents(text))
-    )
-    assert list(pooled.scanner.prep.units(open_documents(text))) == expected
-    children = multiprocessing.active_children()
-    assert any(type(c).__name__ == "ForkServerProcess" for c in children), children

@@ -175,7 +175,8 @@ def _stderr_muted():
 
 
 def quiet_ray_data() -> None:
-    """No Ray Data progress bars or execution logs on the terminal (the CLI draws its own)."""
+    """No Ray Data progress bars, execution logs or Python warnings from Ray's modules on the
+    terminal (the CLI draws its own progress bar)."""
     from ray.data import DataContext
 
     context = DataContext.get_current()
@@ -184,6 +185,7 @@ def quiet_ray_data() -> None:
         context.print_on_execution_start = False
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"ray(\.|$)")
 
 
 def _blocks(rows: list[dict[str, Any]], size: int):
@@ -246,6 +248,7 @@ def run_dataset(
     if device is None:
         device = "cuda" if gpus_per_worker else "cpu"
     early: list[dict[str, Any]] = []
+    size = engine_settings.batch_size
     if isinstance(data, ray.data.Dataset):
         dataset = data
     elif isinstance(data, (str, os.PathLike)):
@@ -259,7 +262,11 @@ def run_dataset(
                 early.append(error_row(row["id"], str(err), answer))
             else:
                 rows.append(row)
-        dataset = _blocks(rows, engine_settings.batch_size) if rows else None
+        # Blocks small enough that every actor gets one, at most batch_size rows each.
+        size = max(1, min(engine_settings.batch_size, -(-len(rows) // workers)))
+        blocks = -(-len(rows) // size)
+        workers = max(1, min(workers, blocks))  # no idle actors (Ray Data warns about them)
+        dataset = _blocks(rows, size) if rows else None
     else:
         raise ValueError(
             f"data must be a ray.data.Dataset, a path or a list of rows, got {type(data).__name__}"
@@ -281,7 +288,7 @@ def run_dataset(
             concurrency=workers,
             num_gpus=gpus_per_worker or None,
             num_cpus=cpus_per_worker,
-            batch_size=engine_settings.batch_size,
+            batch_size=size,
             batch_format="pyarrow",
         )
     if early:

@@ -17,7 +17,7 @@ from test_batch_job import BAD, SETTINGS, by_id, comparable, corpus  # noqa: E40
 from infiniretri.batch import normalize_rows, read_output, run_job  # noqa: E402
 from infiniretri.ray import InfiniRetriPredictor, quiet_ray_data, run_dataset  # noqa: E402
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -137,3 +137,25 @@ def test_predictor_is_a_plain_map_batches_class(tmp_path, tiny_dir):
     result = by_id(out)
     assert set(result) == {r["id"] for r in rows}
     assert all(result[k]["error"] for k in BAD)
+
+
+def test_cli_on_a_fresh_local_ray_is_quiet(tmp_path, tiny_dir):
+    """`infiniretri batch --workers 1` starts its own Ray: only the bar and the summary show."""
+    import os
+    import subprocess
+    import sys
+
+    rows = corpus(tmp_path, n=2)
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    command = [sys.executable, "-m", "infiniretri", "batch", str(source), "-o"]
+    command += [str(tmp_path / "out"), "--workers", "1", "--model", str(tiny_dir)]
+    command += ["--retrieval-layer", "1", "--max-document-bytes", "4096", "--no-progress"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"{len(rows)} rows written ({len(BAD)} errors)")
+    assert len(by_id(read_output(tmp_path / "out"))) == len(rows)

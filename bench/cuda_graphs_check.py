@@ -36,24 +36,13 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 import torch
 
+from bench.gpu_speed import SMOL as SMOL_SHAPE
+from bench.gpu_speed import SMOL_LAYER as LAYER
 from infiniretri import InfiniRetri, Retrieval
 
 ROOT = Path(__file__).resolve().parents[1]
 PROSE = ROOT / "examples" / "data" / "wikipedia_steam_oxygen_amazon.txt"
 OUT = ROOT / "bench" / "results" / "cuda_graphs_check.json"
-LAYER = 18  # the embedded model's retrieval layer (of 30)
-SMOL_SHAPE = dict(
-    vocab_size=49152,
-    hidden_size=576,
-    intermediate_size=1536,
-    num_hidden_layers=30,
-    num_attention_heads=9,
-    num_key_value_heads=3,
-    head_dim=64,
-    max_position_embeddings=8192,
-    rope_theta=100000.0,
-    tie_word_embeddings=True,
-)
 NEEDLES = [
     (
         "The secret ingredient of Grandma Rosa's famous soup is smoked paprika.",

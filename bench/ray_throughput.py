@@ -18,8 +18,8 @@ each. Reported per configuration:
 
 Default model: the embedded SmolLM2-135M (``--model`` takes a local model directory). Ray actors
 get one CPU each, so torch runs one thread per actor (Ray sets ``OMP_NUM_THREADS``); in-process
-torch uses every core. The GPU part of the issue (one actor against several actors sharing a GPU
-with fractional ``num_gpus``) is not measured here.
+torch uses every core. GPU runs (one actor against several actors sharing a GPU with fractional
+``num_gpus``, and the multi-GPU runner) are ``bench/ray_gpu.py`` and ``bench/ray_multi_gpu.sh``.
 """
 
 from __future__ import annotations

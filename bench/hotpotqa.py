@@ -42,7 +42,7 @@ from .engine_setup import engine_settings, load_engine, read_options
 from .hotpot_data import HotpotDoc, build_doc, found, recall_stats, splits
 
 PREPARED = BENCH_DIR / "data" / "hotpotqa_prepared.json"
-BUDGETS = (128, 256)
+BUDGETS = (64, 128, 256)
 CHUNK_SIZES = (512, 1024)
 BASELINES = ("bm25", "dense_minilm", "random")
 MAX_NEW_TOKENS = 32
@@ -50,6 +50,13 @@ TUNE_LAYERS_PHRASES = (1, 2, 4, 8, 16, 32)
 TUNE_GRID = ((1024, 150), (1024, 300), (1024, 600), (512, 300), (2048, 300))
 """(chunk_tokens, top_k_tokens) pairs of the sliding sweep: top-K around the default chunk,
 then the chunk size around the default top-K."""
+ABLATION = {
+    "paper": {"retrieval_heads": "all", "lexical_weight": 0.0},
+    "heads": {"lexical_weight": 0.0},
+    "fusion": {"retrieval_heads": "all"},
+}
+"""Engine variants run beside the defaults (at the first chunk size): each scoring component
+of the defaults (retrieval heads, lexical fusion) off in turn; ``paper`` has both off."""
 ADOPT_RECALL_GAIN = 0.01
 ADOPT_F1_GAIN = 0.02
 SYNTHETIC_GUARD = 0.9
@@ -335,7 +342,13 @@ def _sliding_row(base, layer, width, chunk, top_k, records, batch_size) -> dict[
 
 # =========================================================================== report
 def _item_runs(
-    engine_for, record: dict[str, Any], doc: HotpotDoc, chunk_sizes, budgets, full_prompt
+    engine_for,
+    record: dict[str, Any],
+    doc: HotpotDoc,
+    chunk_sizes,
+    budgets,
+    full_prompt,
+    variants=(),
 ):
     """Selections and prompts of every method for one item (answers filled in later)."""
     from .reader import selection_prompt, unit_ids
@@ -357,13 +370,29 @@ def _item_runs(
                     "prompt": selection_prompt(engine_for(None, None), ids, doc.question),
                 }
             )
-    for chunk in chunk_sizes:
+    scans = [(chunk, None) for chunk in chunk_sizes]
+    scans += [(chunk_sizes[0], variant) for variant in variants]
+    for chunk, variant in scans:
         for budget in [*budgets, None]:
-            engine = engine_for(chunk, budget)
+            engine = engine_for(chunk, budget, variant)
             r = engine.retrieve(doc.text, doc.question)
+            if chunk == chunk_sizes[0] and variant is None and budget is None:
+                # The product's own answer step (engine.answer_from, its answer settings).
+                runs.append(
+                    {
+                        "method": f"infiniretri_c{chunk}_answer",
+                        "budget": "natural",
+                        "selected_tokens": r.stats.cache_tokens,
+                        "hits": found(doc.gold, ir_spans(r)),
+                        "retrieval": r,
+                        "scan_tokens_processed": r.stats.tokens_processed,
+                        "scan_forward_passes": r.stats.forward_passes,
+                        "scan_seconds": round(r.stats.seconds, 4),
+                    }
+                )
             runs.append(
                 {
-                    "method": f"infiniretri_c{chunk}",
+                    "method": f"infiniretri_c{chunk}" + (f"_{variant}" if variant else ""),
                     "budget": budget if budget is not None else "natural",
                     "selected_tokens": r.stats.cache_tokens,
                     "hits": found(doc.gold, ir_spans(r)),
@@ -387,16 +416,16 @@ def _item_runs(
     return runs
 
 
-def _report_block(base, records, chunk_sizes, batch_size) -> list[dict[str, Any]]:
+def _report_block(base, records, chunk_sizes, batch_size, variants=()) -> list[dict[str, Any]]:
     """Every method on a block of report items, answers read in batches."""
     from .reader import full_context_prompt, read_batch
 
     engines: dict[tuple, Any] = {}
 
-    def engine_for(chunk, budget):
-        key = (chunk, budget)
+    def engine_for(chunk, budget, variant=None):
+        key = (chunk, budget, variant)
         if key not in engines:
-            extra = {}
+            extra = dict(ABLATION[variant]) if variant else {}
             if chunk is not None:
                 extra["chunk_tokens"] = chunk
             if budget is not None:
@@ -414,15 +443,24 @@ def _report_block(base, records, chunk_sizes, batch_size) -> list[dict[str, Any]
             chunk_sizes,
             BUDGETS,
             lambda d: full_context_prompt(base, d.text, d.question, MAX_NEW_TOKENS),
+            variants,
         )
         block_runs.append((record, doc, runs))
-    prompts = [run["prompt"] for _, _, runs in block_runs for run in runs]
+    prompts = [run["prompt"] for _, _, runs in block_runs for run in runs if "prompt" in run]
     answers = iter(read_batch(base, prompts, MAX_NEW_TOKENS, batch_size))
+    product = [run for _, _, runs in block_runs for run in runs if "retrieval" in run]
+    engine = engine_for(chunk_sizes[0], None)
+    answered = engine.answer_from_batch(
+        [run.pop("retrieval") for run in product], max_new_tokens=MAX_NEW_TOKENS
+    )
+    for run, answer in zip(product, answered):
+        run["prompt"], run["text"] = answer.usage.answer_prompt_tokens, answer.text.strip()
     items = []
     for record, doc, runs in block_runs:
         for run in runs:
-            text = next(answers)
-            run["prompt_tokens"] = len(run.pop("prompt"))
+            text = run.pop("text") if "text" in run else next(answers)
+            prompt = run.pop("prompt")
+            run["prompt_tokens"] = prompt if isinstance(prompt, int) else len(prompt)
             run["answer"] = text[:300]
             run["f1"] = round(qa_f1_score(first_line(text), doc.answer), 4)
         items.append(
@@ -452,8 +490,9 @@ def report(args: argparse.Namespace) -> Path:
     todo = [r for r in records if r["qid"] not in done]
     print(f"report: {len(done)} done, {len(todo)} to go", file=sys.stderr)
     chunk_sizes = tuple(args.chunk_sizes)
+    variants = tuple(args.variants)
     tasks = [
-        (todo[i : i + args.block], chunk_sizes, args.batch_size)
+        (todo[i : i + args.block], chunk_sizes, args.batch_size, variants)
         for i in range(0, len(todo), args.block)
     ]
     for block in run_tasks(_report_block, tasks, args, options, deadline):
@@ -469,6 +508,7 @@ def report(args: argparse.Namespace) -> Path:
         "items_done": len(items),
         "budgets": list(BUDGETS),
         "chunk_sizes": list(chunk_sizes),
+        "ablation": {v: ABLATION[v] for v in variants},
         "reader": f"{settings['model']} via the engine's answer prompt, greedy, "
         f"max_new_tokens={MAX_NEW_TOKENS}, first line scored with LongBench qa_f1_score",
         "engine": settings,
@@ -525,6 +565,13 @@ def main(argv: list[str] | None = None) -> int:
         "--options", default=None, help="tuning JSON whose 'chosen' settings to use"
     )
     parser.add_argument("--chunk-sizes", type=int, nargs="+", default=list(CHUNK_SIZES))
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        choices=sorted(ABLATION),
+        default=sorted(ABLATION),
+        help="ablation variants of the engine run beside its defaults (report)",
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="reader batch")
     parser.add_argument("--block", type=int, default=25, help="items per task and checkpoint")
     parser.add_argument("--workers", type=int, default=1, help="engine processes (GPU: several)")

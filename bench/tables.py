@@ -186,6 +186,49 @@ def hotpot_paired_table(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+ABLATION_ROWS = (
+    ("paper", "layer sum, attention only (the paper)"),
+    ("fusion", "layer sum + lexical fusion"),
+    ("heads", "retrieval heads, attention only"),
+    ("", "retrieval heads + lexical fusion (defaults)"),
+)
+
+
+def hotpot_ablation_table(data: dict[str, Any]) -> str:
+    """Each scoring component of the defaults on and off: recall, and the paired difference
+    against BM25, at every budget."""
+    chunk = data["chunk_sizes"][0]
+    budgets = [b for b in data["budgets"]]
+    head = " | ".join(f"recall @{b} | vs BM25 @{b}" for b in budgets)
+    out = [
+        f"Ablation on the report split ({data['items_done']} questions, chunk {chunk}): "
+        "supporting-sentence recall (%) and the per-question difference to BM25 (points, 95% "
+        "bootstrap interval).",
+        "",
+        f"| scorer | {head} |",
+        "|---|" + "---|---|" * len(budgets),
+    ]
+    rows = {(r["method"], r["budget"]): r for r in data["summary"]}
+    for variant, label in ABLATION_ROWS:
+        method = f"infiniretri_c{chunk}" + (f"_{variant}" if variant else "")
+        cells = []
+        for budget in budgets:
+            row = rows.get((method, str(budget)))
+            d = paired_differences(data["items"], method, "bm25", budget, "recall")
+            cells.append(_pct(row["recall"]) if row else "–")
+            cells.append(
+                "–" if d is None else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
+            )
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    for other in ("bm25", "dense_minilm"):
+        cells = []
+        for budget in budgets:
+            row = rows.get((other, str(budget)))
+            cells += [_pct(row["recall"]) if row else "–", ""]
+        out.append(f"| {NAMES[other]} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def tuning_table(data: dict[str, Any]) -> str:
     out = [f"Machine: {machine_line(data)}  ", f"Dev split: {data['items']} questions.", ""]
     single = data["single_pass"]
@@ -238,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         ("niah.json", niah_tables),
         ("hotpotqa.json", hotpot_table),
         ("hotpotqa.json", hotpot_paired_table),
+        ("hotpotqa.json", hotpot_ablation_table),
         ("hotpotqa_tuning.json", tuning_table),
     ):
         data = _load(name, folder)

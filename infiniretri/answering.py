@@ -10,10 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from .copying import CopyBias
+from .evidence import choose_evidence
 from .generation import GenerationCounter, greedy_batch, stream_greedy
 from .model_context import ModelContext
-from .prompt import PromptLayout
+from .prompt import QUOTE_END, QUOTE_LEAD, PromptLayout
 from .results import Answer, Retrieval, Usage
+from .settings import EngineSettings
+
+Rescorer = Callable[[Retrieval], list[float]]
+"""Scores of a retrieval's cached sentences, read again against its question in one forward."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,12 @@ class AnswerPrompt:
 
     ids: list[int]
     max_new_tokens: int
+    copy_spans: tuple[tuple[int, ...], ...] = ()
+    """Token ids the answer is encouraged to copy from (``answer_copy``; empty: off)."""
+    quoted: tuple[int, ...] = ()
+    """Indices of the retrieval's sentences quoted at the start of the answer."""
+    rescore_tokens: int = 0
+    """Tokens of the forward that re-scored the cache (``answer_rescore``), else 0."""
 
 
 class AnswerStream(Iterator[str]):
@@ -56,28 +68,75 @@ class Answerer:
         context: ModelContext,
         layout: PromptLayout,
         question_ids: Callable[[str], list[int]],
-        batch_size: int,
+        settings: EngineSettings,
+        rescore: Rescorer,
     ) -> None:
         self.context = context
         self.layout = layout
         self.question_ids = question_ids
-        self.batch_size = batch_size
+        self.settings = settings
+        self.batch_size = settings.batch_size
+        self.rescore = rescore
 
     def prompt(self, retrieval: Retrieval, max_new_tokens: int) -> AnswerPrompt:
-        """The answer prompt of ``retrieval``: its cached sentences, then its question."""
-        context = [i for ids in retrieval.token_ids for i in ids]
+        """The answer prompt of ``retrieval``: its evidence, its question, then any quote.
+
+        The evidence is the whole cache, or its best ``answer_sentences`` (by the scan's
+        scores, or by fresh ones with ``answer_rescore``) in document order; with
+        ``answer_quote`` the best of them are quoted at the start of the assistant's turn.
+        """
+        settings = self.settings
+        scores = [s.score for s in retrieval.sentences]
+        rescore_tokens = 0
+        if settings.answer_rescore and retrieval.sentences:
+            scores = self.rescore(retrieval)
+            rescore_tokens = self._rescore_tokens(retrieval)
+        evidence = choose_evidence(
+            scores, settings.answer_sentences, settings.answer_quote, settings.answer_quote_margin
+        )
+        context = [i for k in evidence.shown for i in retrieval.token_ids[k]]
         ids = self.layout.build(context, self.question_ids(retrieval.question)).ids
+        if evidence.quoted:
+            quote = " ".join(retrieval.sentences[k].text for k in evidence.quoted)
+            ids = ids + self._encode(f"{QUOTE_LEAD}{quote}{QUOTE_END}")
         room = self.context.context_window - len(ids)
         if room < 1:
             raise ValueError("the cache and the question leave no room for an answer")
-        return AnswerPrompt(ids, min(max_new_tokens, room))
+        spans: tuple[tuple[int, ...], ...] = ()
+        if settings.answer_copy:
+            source = evidence.quoted or evidence.shown
+            spans = tuple(tuple(retrieval.token_ids[k]) for k in source)
+        return AnswerPrompt(
+            ids, min(max_new_tokens, room), spans, tuple(evidence.quoted), rescore_tokens
+        )
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.context.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _rescore_tokens(self, retrieval: Retrieval) -> int:
+        cache = sum(len(ids) for ids in retrieval.token_ids)
+        return cache + self.layout.overhead + len(self.question_ids(retrieval.question))
+
+    def _copy(self, prompt: AnswerPrompt) -> CopyBias | None:
+        if not prompt.copy_spans:
+            return None
+        return CopyBias(prompt.copy_spans, self.settings.answer_copy)
+
+    def _answer(
+        self, retrieval: Retrieval, prompt: AnswerPrompt, text: str, generated: int
+    ) -> Answer:
+        quoted = [retrieval.sentences[k] for k in prompt.quoted]
+        return Answer(text, retrieval, len(prompt.ids), generated, prompt.rescore_tokens, quoted)
 
     def stream(
         self, retrieval: Retrieval, max_new_tokens: int, stops: tuple[str, ...]
     ) -> AnswerStream:
         """The answer to ``retrieval``'s question, streamed."""
-        prompt = self.prompt(retrieval, max_new_tokens)
+        return self._stream(retrieval, self.prompt(retrieval, max_new_tokens), stops)
 
+    def _stream(
+        self, retrieval: Retrieval, prompt: AnswerPrompt, stops: tuple[str, ...]
+    ) -> AnswerStream:
         def produce(stream: AnswerStream) -> Iterator[str]:
             stream.retrieval = retrieval
             counter = GenerationCounter()
@@ -90,20 +149,23 @@ class Answerer:
                     self.context.end_ids,
                     stops,
                     counter,
+                    self._copy(prompt),
                 )
             finally:
                 stream.usage = Usage(
-                    retrieval.stats.tokens_processed, len(prompt.ids), counter.generated_tokens
+                    retrieval.stats.tokens_processed + prompt.rescore_tokens,
+                    len(prompt.ids),
+                    counter.generated_tokens,
                 )
 
         return AnswerStream(produce)
 
     def answer(self, retrieval: Retrieval, max_new_tokens: int, stops: tuple[str, ...]) -> Answer:
         """The whole answer to ``retrieval``'s question."""
-        stream = self.stream(retrieval, max_new_tokens, stops)
+        prompt = self.prompt(retrieval, max_new_tokens)
+        stream = self._stream(retrieval, prompt, stops)
         text = "".join(stream)
-        usage = stream.usage
-        return Answer(text, retrieval, usage.answer_prompt_tokens, usage.completion_tokens)
+        return self._answer(retrieval, prompt, text, stream.usage.completion_tokens)
 
     def batch(
         self, retrievals: Sequence[Retrieval], max_new_tokens: int, stops: tuple[str, ...]
@@ -121,9 +183,10 @@ class Answerer:
                 self.context.end_ids,
                 stops,
                 self.context.pad_id,
+                [self._copy(p) for p in group],
             )
             for retrieval, prompt, (text, count) in zip(
                 retrievals[start : start + self.batch_size], group, done
             ):
-                answers.append(Answer(text, retrieval, len(prompt.ids), count))
+                answers.append(self._answer(retrieval, prompt, text, count))
         return answers

@@ -44,6 +44,10 @@ def causal_only():
         _CAUSAL_ONLY.reset(token)
 
 
+HeadMap = tuple[tuple[int, tuple[int, ...]], ...]
+"""``((layer, (head, ...)), ...)``: layers whose heads are read one by one (hashable)."""
+
+
 class _StopForward(Exception):
     """Raised inside the forward pass once the last requested layer is captured."""
 
@@ -60,6 +64,9 @@ class CaptureRequest:
     layers: tuple[int, ...]
     rows: torch.Tensor
     row_valid: torch.Tensor
+    heads: dict[int, torch.Tensor] = field(default_factory=dict)
+    """Per layer, indices of the heads to capture one by one, on the model's device (a layer not
+    named here: all heads, summed)."""
     scores: dict[int, torch.Tensor] = field(default_factory=dict)
 
     @property
@@ -75,15 +82,22 @@ def question_attention(
     scaling: float,
     softcap: float | None = None,
     sliding_window: int | None = None,
+    heads: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Attention probabilities of the query rows, summed over heads and rows: shape ``(B, T)``.
+    """Attention probabilities of the query rows, summed over rows (and heads).
 
     ``query``: ``(B, H, T, D)``; ``key``: ``(B, H_kv, T, D)`` (grouped-query attention allowed).
+    Returns ``(B, T)`` summed over all heads, or with ``heads`` ``(B, len(heads), T)``: those
+    heads one by one (only they are computed).
     """
     b, h, t, d = query.shape
     h_kv = key.shape[1]
     groups = h // h_kv
     q_len = rows.shape[1]
+    if heads is not None:
+        query = query.index_select(1, heads)
+        key = key.index_select(1, torch.div(heads, groups, rounding_mode="floor"))
+        h, h_kv, groups = len(heads), len(heads), 1
     index = rows.to(query.device)[:, None, :, None].expand(b, h, q_len, d)
     q = torch.gather(query, 2, index).float()  # (B, H, Q, D)
     q = q.view(b, h_kv, groups * q_len, d)
@@ -99,7 +113,7 @@ def question_attention(
     logits = logits.masked_fill(masked, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     probs = probs * row_valid.to(query.device)[:, None, :, None]
-    return probs.sum(dim=(1, 2))
+    return probs.sum(dim=2) if heads is not None else probs.sum(dim=(1, 2))
 
 
 def _scaling(module, query: torch.Tensor, given: float | None) -> float:
@@ -129,6 +143,7 @@ def _make_wrapper(base: str):
                     _scaling(module, query, kwargs.get("scaling")),
                     softcap=kwargs.get("softcap"),
                     sliding_window=kwargs.get("sliding_window"),
+                    heads=request.heads.get(layer),
                 )
                 if layer == request.stop_layer:
                     raise _StopForward
@@ -192,6 +207,16 @@ def decoder_layers(model) -> int:
     return n
 
 
+def head_index(
+    heads: dict[int, tuple[int, ...]] | None, device: torch.device
+) -> dict[int, torch.Tensor]:
+    """``{layer: head indices}`` as the index tensors a :class:`CaptureRequest` holds."""
+    return {
+        layer: torch.tensor(chosen, dtype=torch.long, device=device)
+        for layer, chosen in (heads or {}).items()
+    }
+
+
 def run_request(model, input_ids: torch.Tensor, request: CaptureRequest) -> None:
     """One forward pass that carries ``request`` and stops after its last layer."""
     with contextlib.suppress(_StopForward):
@@ -205,12 +230,19 @@ def capture(
     rows: torch.Tensor,
     row_valid: torch.Tensor,
     layers: tuple[int, ...],
+    heads: dict[int, tuple[int, ...]] | None = None,
 ) -> dict[int, torch.Tensor]:
     """Run right-padded ``input_ids`` up to ``max(layers)``; return ``{layer: (B, T)}``.
 
-    Each value sums, over heads and valid query rows, the attention each position receives.
+    Each value sums, over heads and valid query rows, the attention each position receives;
+    a layer named in ``heads`` gives ``(B, len(heads[layer]), T)``, those heads one by one.
     """
-    request = CaptureRequest(layers=tuple(sorted(set(layers))), rows=rows, row_valid=row_valid)
+    request = CaptureRequest(
+        layers=tuple(sorted(set(layers))),
+        rows=rows,
+        row_valid=row_valid,
+        heads=head_index(heads, input_ids.device),
+    )
     run_request(model, input_ids, request)
     missing = [layer for layer in request.layers if layer not in request.scores]
     if missing:

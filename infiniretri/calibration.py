@@ -1,9 +1,10 @@
-"""Choose the retrieval layer by a short calibration on synthetic needle data.
+"""Choose the retrieval layer, or the retrieval heads, by a short calibration on synthetic data.
 
 The haystack and the planted facts are generated here from small word lists (no benchmark data).
-For every layer we rank the needle sentence by its attention score; the layer with the best mean
-reciprocal rank wins (ties go to the lower layer: the scan stops there, so it is cheaper).
-Choices are cached on disk per model; known models ship their value.
+For every layer (or every head of every layer) we rank the needle sentence by its attention
+score; the layer with the best mean reciprocal rank wins (ties go to the lower layer: the scan
+stops there, so it is cheaper), and the best few heads form the head set. Choices are cached on
+disk per model; known models ship their value.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ SHIPPED_LAYERS: dict[str, int] = {
     # Measured by bench/calibrate_layer.py (bench/results/layer_calibration.json).
     EMBEDDED_MODEL_ID: 18,
 }
+
+SHIPPED_HEADS: dict[str, tuple[tuple[int, int], ...]] = {
+    # Picked by bench/retrieval_heads.py on the HotpotQA dev split (disjoint from the report
+    # split): the 8 heads at or below layer 18 with the best supporting-sentence recall
+    # (bench/results/retrieval_heads.json).
+    EMBEDDED_MODEL_ID: ((17, 3), (18, 6), (17, 4), (14, 3), (18, 7), (15, 6), (17, 0), (18, 8)),
+}
+
+HEAD_COUNT = 8
+"""Heads that ``retrieval_heads="auto"`` keeps (few heads retrieve; adding many hurts)."""
 
 _SUBJECTS = (
     "the old farmer",
@@ -166,6 +177,34 @@ def rank_layers(
     return {layer: total / trials for layer, total in totals.items()}
 
 
+def rank_groups(
+    score_units: Callable[[NeedleTrial], list[list[float]]],
+    groups: int,
+    trials: int = 12,
+    seed: int = 0,
+) -> list[float]:
+    """Mean reciprocal rank of the needle sentence for each of ``groups`` scorings.
+
+    ``score_units(trial)`` returns, per group, one score per sentence of the trial.
+    """
+    rng = random.Random(seed)
+    totals = [0.0] * groups
+    for _ in range(trials):
+        trial = make_trial(rng)
+        for g, scores in enumerate(score_units(trial)):
+            needle = scores[trial.needle_index]
+            totals[g] += 1.0 / (1 + sum(1 for s in scores if s > needle))
+    return [total / trials for total in totals]
+
+
+def best_heads(
+    mrr: dict[tuple[int, int], float], count: int = HEAD_COUNT
+) -> tuple[tuple[int, int], ...]:
+    """The ``count`` heads that rank the needle best (ties: lower layer, then lower head)."""
+    order = sorted(mrr, key=lambda pair: (-mrr[pair], pair))
+    return tuple(sorted(order[:count]))
+
+
 def best_layer(mrr: dict[int, float]) -> int:
     """The layer whose neighbourhood (itself and the layers beside it) ranks the needle best.
 
@@ -198,36 +237,61 @@ def model_key(model) -> str | None:
     )
 
 
-def _store_path() -> Path:
-    return cache_dir() / "retrieval_layers.json"
+def _store_path(name: str = "retrieval_layers") -> Path:
+    return cache_dir() / f"{name}.json"
+
+
+def _stored(key: str | None, name: str):
+    if key is None:
+        return None
+    try:
+        return json.loads(_store_path(name).read_text()).get(key)
+    except (OSError, ValueError):
+        return None
 
 
 def stored_layer(key: str | None) -> int | None:
     """A shipped or previously calibrated layer for ``key``."""
-    if key is None:
-        return None
     if key in SHIPPED_LAYERS:
         return SHIPPED_LAYERS[key]
+    value = _stored(key, "retrieval_layers")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def stored_heads(key: str | None) -> tuple[tuple[int, int], ...] | None:
+    """Shipped or previously calibrated heads for ``key``."""
+    if key in SHIPPED_HEADS:
+        return SHIPPED_HEADS[key]
+    value = _stored(key, "retrieval_heads")
     try:
-        value = json.loads(_store_path().read_text()).get(key)
-    except (OSError, ValueError):
+        heads = tuple((int(layer), int(head)) for layer, head in value)
+    except (TypeError, ValueError):
         return None
-    return value if isinstance(value, int) else None
+    return heads or None
 
 
 def store_layer(key: str | None, layer: int) -> None:
     """Remember a calibrated layer (atomic write; a failure to write is not an error)."""
+    _store(key, "retrieval_layers", layer)
+
+
+def store_heads(key: str | None, heads: tuple[tuple[int, int], ...]) -> None:
+    """Remember calibrated heads (atomic write; a failure to write is not an error)."""
+    _store(key, "retrieval_heads", [list(pair) for pair in heads])
+
+
+def _store(key: str | None, name: str, value) -> None:
     if key is None:
         return
-    path = _store_path()
+    path = _store_path(name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             data = {}
-        data[key] = layer
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".layers-")
+        data[key] = value
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}-")
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)
         os.replace(tmp, path)

@@ -28,7 +28,35 @@ def _optional_int(value: str) -> int | None:
         raise argparse.ArgumentTypeError(f"must be an integer or 'none', got {value!r}") from None
 
 
-_PARSERS = {"int": int, "int | None": _optional_int, "int | str": _layer, "str": str}
+def _heads(value: str) -> str | list[tuple[int, int]]:
+    if value in ("all", "auto"):
+        return value
+    try:
+        pairs = [tuple(int(x) for x in pair.split(":")) for pair in value.split(",")]
+    except ValueError:
+        pairs = []
+    if not pairs or any(len(pair) != 2 for pair in pairs):
+        raise argparse.ArgumentTypeError(
+            f"must be 'all', 'auto' or LAYER:HEAD pairs such as 17:3,18:6, got {value!r}"
+        )
+    return pairs
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
+
+
+_PARSERS = {
+    "int": int,
+    "int | None": _optional_int,
+    "int | str": _layer,
+    "str": str,
+    "float": _number,
+    "str | tuple[tuple[int, int], ...]": _heads,
+}
 """How a flag's text becomes a setting's value, by the setting's annotation."""
 
 

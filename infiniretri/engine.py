@@ -17,10 +17,23 @@ from typing import Any
 import torch
 
 from .answering import Answerer, AnswerPrompt, AnswerStream
-from .calibration import NeedleTrial, best_layer, model_key, rank_layers, store_layer, stored_layer
+from .calibration import (
+    NeedleTrial,
+    best_heads,
+    best_layer,
+    model_key,
+    rank_groups,
+    rank_layers,
+    store_heads,
+    store_layer,
+    stored_heads,
+    stored_layer,
+)
+from .fusion import FusedScorer
 from .loading import load_model
 from .model_context import ModelContext
 from .prompt import PromptLayout
+from .readout import Readout
 from .results import Answer, Retrieval, Sentence
 from .scan import MIN_CACHE_TOKENS, ScanItem, Scanner
 from .scoring import Scorer, TokenScores, WindowScorer
@@ -99,6 +112,10 @@ class InfiniRetri:
             else context.check_layer(settings.retrieval_layer)
         )
         self._layer_lock = threading.Lock()
+        self._heads: Readout | None = None
+        if isinstance(settings.retrieval_heads, tuple):
+            self._heads = Readout.heads(settings.retrieval_heads)
+            self._heads.check(context.num_layers, context.heads)
         self.layout = PromptLayout.from_tokenizer(context.tokenizer, settings.prompt_template)
         most = context.context_window - self.layout.overhead - MIN_CACHE_TOKENS - 16
         if settings.chunk_tokens > most:
@@ -112,8 +129,14 @@ class InfiniRetri:
         """Sentences longer than this many tokens are cut into pieces."""
         prep = context.prep_pool(self.max_sentence_tokens, settings.prep_workers)
         self.segmenter = prep.segmenter
-        self.scorer: Scorer = WindowScorer(settings.phrase_tokens, settings.top_k_tokens)
-        """Turns captured attention into kept sentences."""
+        self.attention_scorer = WindowScorer(settings.phrase_tokens, settings.top_k_tokens)
+        """The paper's scorer on attention alone (what calibrations rank layers and heads by)."""
+        self.scorer: Scorer = (
+            FusedScorer(self.attention_scorer, float(settings.lexical_weight))
+            if settings.lexical_weight
+            else self.attention_scorer
+        )
+        """Turns captured attention (and the words in view) into kept sentences."""
         self.scanner = Scanner(
             context,
             self.layout,
@@ -124,7 +147,7 @@ class InfiniRetri:
             batch_size=settings.batch_size,
             graphs=settings.cuda_graphs,
         )
-        self.answerer = Answerer(context, self.layout, self.question_ids, settings.batch_size)
+        self.answerer = Answerer(context, self.layout, self.question_ids, settings, self.rescore)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -212,6 +235,19 @@ class InfiniRetri:
         return self._layer
 
     @property
+    def readout(self) -> Readout:
+        """The attention heads the scan reads (``retrieval_heads``; ``"auto"`` is resolved on
+        first use)."""
+        heads = self.settings.retrieval_heads
+        if heads == "all" or (heads == "auto" and self.settings.retrieval_layer != "auto"):
+            return Readout.layer(self.retrieval_layer_index)
+        if self._heads is None:
+            with self._layer_lock:
+                if self._heads is None:
+                    self._heads = self._calibrated_heads()
+        return self._heads
+
+    @property
     def cuda_graph_error(self) -> str | None:
         """Why CUDA graphs were turned off (recording a forward failed), or ``None``."""
         return self.context.runner(self.settings.cuda_graphs).graph_error
@@ -275,9 +311,9 @@ class InfiniRetri:
             raise type(err)(f"{label}: {err}") from None
 
     def _scan(self, items: list[ScanItem], progress, cancel) -> list[Retrieval]:
-        layer = self.retrieval_layer_index
-        self.scanner.run(items, layer, progress, cancel)
-        return [_retrieval(item, layer) for item in items]
+        readout = self.readout
+        self.scanner.run(items, readout, progress, cancel)
+        return [_retrieval(item, readout.stop_layer) for item in items]
 
     # ----------------------------------------------------------------- answers
     def answer(
@@ -388,16 +424,18 @@ class InfiniRetri:
 
     # ----------------------------------------------------------------- attention of units
     @contextlib.contextmanager
-    def unit_attention(
-        self, units: Sequence[Unit], question: str, layers: Sequence[int]
-    ) -> Iterator[dict[int, TokenScores]]:
-        """Attention of ``question`` to ``units`` read as one context, at each of ``layers``.
+    def unit_scores(
+        self, units: Sequence[Unit], question: str, readout: Readout | None = None
+    ) -> Iterator[TokenScores]:
+        """Attention of ``question`` to ``units`` read as one context (``readout``: the
+        engine's own by default).
 
         One capture forward, no scan: for calibration and benchmarks that score fixed sets of
         sentences with any :class:`~infiniretri.scoring.Scorer`. The tensors are valid inside
         the ``with`` block.
         """
-        layers = tuple(sorted({self.context.check_layer(layer) for layer in layers}))
+        readout = readout or self.readout
+        readout.check(self.num_layers, self.context.heads)
         if not units:
             raise ValueError("units is empty")
         ids = [i for u in units for i in u.ids]
@@ -407,8 +445,32 @@ class InfiniRetri:
                 f"units and question hold {len(prompt.ids)} tokens, more than the model's "
                 f"{self.context_window}-token window"
             )
-        with self.context.capture([prompt], [[len(u.ids) for u in units]], layers) as captured:
+        lengths, texts = [[len(u.ids) for u in units]], [[u.text for u in units]]
+        with self.context.capture(
+            [prompt], lengths, readout, texts=texts, questions=[question]
+        ) as captured:
             yield captured
+
+    @contextlib.contextmanager
+    def unit_attention(
+        self, units: Sequence[Unit], question: str, layers: Sequence[int]
+    ) -> Iterator[dict[int, TokenScores]]:
+        """:meth:`unit_scores` with every head of each of ``layers`` summed: ``{layer:
+        TokenScores}`` from one forward."""
+        layers = tuple(sorted({self.context.check_layer(layer) for layer in layers}))
+        with self.unit_scores(units, question, Readout.layers(layers)) as captured:
+            yield {layer: captured.group(g) for g, layer in enumerate(layers)}
+
+    def rescore(self, retrieval: Retrieval) -> list[float]:
+        """The retrieval's cached sentences scored again against its question, read together
+        in one forward (the scan scored them in different steps, next to different chunks)."""
+        _check_retrieval(retrieval, "retrieval")
+        units = [
+            Unit(s.doc_index, s.char_start, s.char_end, s.text, list(ids))
+            for s, ids in zip(retrieval.sentences, retrieval.token_ids)
+        ]
+        with self.unit_scores(units, retrieval.question) as captured:
+            return self.scorer.select(captured)[0].unit_scores
 
     def units(self, texts: Sequence[str]) -> list[Unit]:
         """Texts as retrieval units, each read as one sentence (no splitting)."""
@@ -425,11 +487,43 @@ class InfiniRetri:
             units = self.units(trial.sentences)
             with self.unit_attention(units, trial.question, layers) as captured:
                 return {
-                    layer: self.scorer.select(values)[0].unit_scores
+                    layer: self.attention_scorer.select(values)[0].unit_scores
                     for layer, values in captured.items()
                 }
 
         return rank_layers(score, self.num_layers, trials=trials, seed=seed)
+
+    def calibrate_heads(self, trials: int = 12, seed: int = 0) -> dict[tuple[int, int], float]:
+        """Mean reciprocal rank of a synthetic needle for every ``(layer, head)``, each head
+        scored alone by the attention scorer (see ``calibration``)."""
+        pairs = [
+            (layer, head) for layer in range(self.num_layers) for head in range(self.context.heads)
+        ]
+        readout = Readout.heads(pairs)
+
+        def score(trial: NeedleTrial) -> list[list[float]]:
+            units = self.units(trial.sentences)
+            with self.unit_scores(units, trial.question, readout) as captured:
+                return [
+                    self.attention_scorer.select(captured.group(g))[0].unit_scores
+                    for g in range(len(pairs))
+                ]
+
+        mrr = rank_groups(score, len(pairs), trials=trials, seed=seed)
+        return dict(zip(pairs, mrr))
+
+    def _calibrated_heads(self) -> Readout:
+        if self.context.auto_heads is not None:
+            return self.context.auto_heads
+        key = model_key(self.model)
+        heads = stored_heads(key)
+        if heads is None or not all(
+            0 <= layer < self.num_layers and 0 <= head < self.context.heads for layer, head in heads
+        ):
+            heads = best_heads(self.calibrate_heads())
+            store_heads(key, heads)
+        self.context.auto_heads = Readout.heads(heads)
+        return self.context.auto_heads
 
     def _calibrated_layer(self) -> int:
         if self.context.auto_layer is not None:

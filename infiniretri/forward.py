@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .attention import CaptureRequest, capture, causal_only, run_request
+from .attention import CaptureRequest, HeadMap, capture, causal_only, head_index, run_request
 
 MAX_GRAPHS = 96
 """Graphs kept per runner; further shapes run without a graph."""
@@ -38,8 +38,8 @@ def _round_up(n: int, step: int) -> int:
     return -(-n // step) * step
 
 
-GraphKey = tuple[int, int, int, tuple[int, ...]]
-"""``(batch, padded length, padded question rows, layers)``: the shape one graph serves."""
+GraphKey = tuple[int, int, int, tuple[int, ...], HeadMap]
+"""``(batch, padded length, padded question rows, layers, heads)``: what one graph serves."""
 
 
 def graph_key(
@@ -49,9 +49,11 @@ def graph_key(
     layers: tuple[int, ...],
     length_bucket: int,
     rows_bucket: int,
+    heads: HeadMap = (),
 ) -> GraphKey:
     """The recorded shape that serves a batch: lengths and rows rounded up to their buckets."""
-    return (batch, _round_up(longest, length_bucket), _round_up(most_rows, rows_bucket), layers)
+    length, rows = _round_up(longest, length_bucket), _round_up(most_rows, rows_bucket)
+    return (batch, length, rows, layers, heads)
 
 
 def host_inputs(
@@ -114,11 +116,16 @@ class ForwardRunner:
 
     @torch.inference_mode()
     def scores(
-        self, prompts: Sequence[Sequence[int]], rows: Sequence[range], layers: tuple[int, ...]
+        self,
+        prompts: Sequence[Sequence[int]],
+        rows: Sequence[range],
+        layers: tuple[int, ...],
+        heads: HeadMap = (),
     ) -> dict[int, torch.Tensor]:
         """``{layer: (B, T)}``: attention each position receives from its prompt's ``rows``.
 
-        Summed over heads and rows; ``T`` is at least the longest prompt (padding scores are
+        Summed over heads and rows; a layer named in ``heads`` gives ``(B, h, T)``, its chosen
+        heads one by one. ``T`` is at least the longest prompt (padding scores are
         meaningless). The forward stops at the highest of ``layers``. Call inside
         :meth:`session`.
         """
@@ -127,7 +134,13 @@ class ForwardRunner:
         most_rows = max(len(r) for r in rows)
         if self.graphs:
             key = graph_key(
-                len(prompts), longest, most_rows, layers, self.length_bucket, self.rows_bucket
+                len(prompts),
+                longest,
+                most_rows,
+                layers,
+                self.length_bucket,
+                self.rows_bucket,
+                heads,
             )
             graph = self._graphs.get(key)
             if graph is None and len(self._graphs) < MAX_GRAPHS:
@@ -146,15 +159,18 @@ class ForwardRunner:
                 return graph.scores
         ids, row_ids, valid = host_inputs(prompts, rows, longest, most_rows, self.pad_id)
         dev = self.device
-        return capture(self.model, ids.to(dev), row_ids.to(dev), valid.to(dev), layers)
+        return capture(self.model, ids.to(dev), row_ids.to(dev), valid.to(dev), layers, dict(heads))
 
-    def _run(self, ids, rows, valid, layers: tuple[int, ...]) -> dict[int, torch.Tensor]:
-        request = CaptureRequest(layers=layers, rows=rows, row_valid=valid)
+    def _run(self, ids, rows, valid, layers, index) -> dict[int, torch.Tensor]:
+        request = CaptureRequest(layers=layers, rows=rows, row_valid=valid, heads=index)
         run_request(self.model, ids, request)
         return request.scores
 
-    def _record(self, batch: int, length: int, n_rows: int, layers: tuple[int, ...]) -> _Graph:
+    def _record(
+        self, batch: int, length: int, n_rows: int, layers: tuple[int, ...], heads: HeadMap
+    ) -> _Graph:
         dev = self.device
+        index = head_index(dict(heads), dev)
         ids = torch.full((batch, length), self.pad_id, dtype=torch.long, device=dev)
         rows = torch.zeros((batch, n_rows), dtype=torch.long, device=dev)
         valid = torch.zeros((batch, n_rows), dtype=torch.float32, device=dev)
@@ -162,12 +178,12 @@ class ForwardRunner:
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(side), causal_only():
             for _ in range(2):  # warm-up: lazy initialisation stays out of the graph
-                self._run(ids, rows, valid, layers)
+                self._run(ids, rows, valid, layers, index)
         torch.cuda.current_stream(dev).wait_stream(side)
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        request = CaptureRequest(layers=layers, rows=rows, row_valid=valid)
+        request = CaptureRequest(layers=layers, rows=rows, row_valid=valid, heads=index)
         with causal_only(), torch.cuda.graph(graph, pool=self._pool):
             run_request(self.model, ids, request)
         return _Graph(graph, ids, rows, valid, request.scores)

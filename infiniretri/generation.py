@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from .copying import CopyBias
+
 
 @dataclass
 class GenerationCounter:
@@ -129,8 +131,10 @@ def stream_greedy(
     end_ids: set[int],
     stop: Sequence[str] = (),
     counter: GenerationCounter | None = None,
+    copy: CopyBias | None = None,
 ) -> Iterator[str]:
-    """Yield the answer as text pieces, decoding greedily with a KV cache."""
+    """Yield the answer as text pieces, decoding greedily with a KV cache (``copy``: favour
+    tokens that continue a span of the evidence)."""
     counter = counter if counter is not None else GenerationCounter()
     counter.prompt_tokens = len(prompt_ids)
     device = next(model.parameters()).device
@@ -139,9 +143,14 @@ def stream_greedy(
     pieces = TextPieces(tokenizer, stop)
     for _ in range(max_new_tokens):
         out = model(input_ids=inputs, use_cache=True, logits_to_keep=1, **cache)
-        token = int(out.logits[0, -1].argmax())
+        logits = out.logits[0, -1]
+        if copy is not None:
+            logits = copy.apply(logits.float())
+        token = int(logits.argmax())
         if token in end_ids:
             break
+        if copy is not None:
+            copy.advance(token)
         counter.generated_tokens += 1
         inputs = torch.tensor([[token]], device=device)
         piece = pieces.feed(token)
@@ -163,6 +172,7 @@ def greedy_batch(
     end_ids: set[int],
     stop: Sequence[str] = (),
     pad_id: int = 0,
+    copies: Sequence[CopyBias | None] | None = None,
 ) -> list[tuple[str, int]]:
     """``(text, generated tokens)`` of each prompt, as :func:`stream_greedy` gives them alone.
 
@@ -195,13 +205,21 @@ def greedy_batch(
             logits_to_keep=1,
             **cache,
         )
-        tokens = out.logits[:, -1].argmax(-1).tolist()
+        logits = out.logits[:, -1]
+        if copies is not None and any(c is not None for c in copies):
+            logits = logits.float()
+            for b, copy in enumerate(copies):
+                if copy is not None and live[b]:
+                    copy.apply(logits[b])
+        tokens = logits.argmax(-1).tolist()
         for b, token in enumerate(tokens):
             if not live[b]:
                 continue
             if token in end_ids:
                 live[b] = False
                 continue
+            if copies is not None and copies[b] is not None:
+                copies[b].advance(token)
             counts[b] += 1
             pieces[b].feed(token)
             if pieces[b].stopped or counts[b] >= max_new_tokens[b]:

@@ -19,6 +19,7 @@ from .generation import end_token_ids
 from .loading import MODEL_ID_ATTR
 from .prep import PrepPool, default_workers
 from .prompt import BuiltPrompt
+from .readout import Readout
 from .scoring import TokenScores
 from .segments import Segmenter
 
@@ -57,6 +58,8 @@ class ModelContext:
         install_capture(model)
         self.auto_layer: int | None = None
         """The layer that ``retrieval_layer="auto"`` resolved to, once it did."""
+        self.auto_heads: Readout | None = None
+        """The heads that ``retrieval_heads="auto"`` resolved to, once they did."""
         self._runners: dict[bool, ForwardRunner] = {}
         self._pools: dict[tuple[int, int], PrepPool] = {}
         self._lock = threading.Lock()
@@ -112,24 +115,33 @@ class ModelContext:
         self,
         prompts: Sequence[BuiltPrompt],
         unit_lengths: Sequence[Sequence[int]],
-        layers: tuple[int, ...],
+        readout: Readout,
         *,
         graphs: bool = False,
-    ) -> Iterator[dict[int, TokenScores]]:
-        """Run the prompts as one right-padded batch up to the highest of ``layers``.
+        texts: Sequence[Sequence[str]] | None = None,
+        questions: Sequence[str] | None = None,
+    ) -> Iterator[TokenScores]:
+        """Run the prompts as one right-padded batch up to the readout's highest layer.
 
-        Yields ``{layer: TokenScores}``: the attention each position receives from its
-        prompt's question rows, and the units (``unit_lengths``) each context holds. The
-        tensors stay valid until the context exits (a CUDA graph's outputs are reused).
+        Yields the :class:`TokenScores` of the readout's head groups: the attention each
+        position receives from its prompt's question rows, and the units (``unit_lengths``)
+        each context holds (and, when given, their ``texts`` and the prompts' ``questions``).
+        The tensors stay valid until the context exits (a CUDA graph's outputs are reused).
         """
         runner = self.runner(graphs)
         with runner.session():
             values = runner.scores(
                 [p.ids for p in prompts],
                 [range(p.question_start, p.question_end) for p in prompts],
-                layers,
+                readout.layers_read,
+                readout.head_map,
             )
-            starts = [p.context_start for p in prompts]
-            norms = [float(self.heads * (p.question_end - p.question_start)) for p in prompts]
-            lengths = [list(u) for u in unit_lengths]
-            yield {layer: TokenScores(values[layer], starts, lengths, norms) for layer in values}
+            yield TokenScores(
+                readout.gather(values),
+                [p.context_start for p in prompts],
+                [list(u) for u in unit_lengths],
+                [float(p.question_end - p.question_start) for p in prompts],
+                readout.group_heads(self.heads),
+                None if texts is None else [list(t) for t in texts],
+                None if questions is None else list(questions),
+            )

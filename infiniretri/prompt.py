@@ -13,6 +13,11 @@ DEFAULT_PROMPT = (
     "Read the text and answer the question. Be concise.\n\n{context}\n\nQuestion: {question}"
 )
 
+QUOTE_LEAD = 'The text says: "'
+QUOTE_END = '"\nSo the answer is:'
+"""Around the sentences the answer step quotes (``answer_quote``): the assistant's turn starts
+with them, and the model writes its answer after ``QUOTE_END``."""
+
 _CONTEXT_MARK = "\u2063CONTEXT\u2063"
 _QUESTION_MARK = "\u2063QUESTION\u2063"
 

@@ -110,10 +110,13 @@ class Answer:
     """Tokens of the answer prompt (cache, question and template)."""
     generated_tokens: int = 0
     """Tokens the model generated."""
+    rescore_tokens: int = 0
+    """Tokens of the forward that re-scored the final cache (``answer_rescore``), else 0."""
+    quoted: list[Sentence] = field(default_factory=list)
+    """Cached sentences quoted before the answer (``answer_quote``), document order."""
 
     @property
     def usage(self) -> Usage:
-        """Tokens this answer cost, the scan's included."""
-        return Usage(
-            self.retrieval.stats.tokens_processed, self.prompt_tokens, self.generated_tokens
-        )
+        """Tokens this answer cost, the scan's (and any re-scoring's) included."""
+        scan = self.retrieval.stats.tokens_processed + self.rescore_tokens
+        return Usage(scan, self.prompt_tokens, self.generated_tokens)

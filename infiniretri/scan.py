@@ -21,6 +21,7 @@ from .errors import ScanCancelled
 from .model_context import ModelContext
 from .prep import PrepPool
 from .prompt import PromptLayout
+from .readout import Readout
 from .results import Stats
 from .scoring import Scorer
 from .segments import Unit
@@ -79,11 +80,11 @@ class ScanItem:
 
 @dataclass(frozen=True)
 class StepSettings:
-    """What a step needs: how prompts are laid out, the model, the layer and the scorer."""
+    """What a step needs: how prompts are laid out, the model, the heads read and the scorer."""
 
     layout: PromptLayout
     context: ModelContext
-    layer: int
+    readout: Readout
     scorer: Scorer
     graphs: bool = True
 
@@ -141,12 +142,12 @@ class Scanner:
     def run(
         self,
         items: list[ScanItem],
-        layer: int,
+        readout: Readout,
         progress: Callable[[int], None] | None = None,
         cancel: Any = None,
     ) -> None:
-        """Scan every item to its end at ``layer`` (:func:`run_scan`)."""
-        settings = StepSettings(self.layout, self.context, layer, self.scorer, self.graphs)
+        """Scan every item to its end, reading ``readout``'s heads (:func:`run_scan`)."""
+        settings = StepSettings(self.layout, self.context, readout, self.scorer, self.graphs)
         run_scan(items, settings, progress, cancel, self.batch_size)
 
 
@@ -194,12 +195,19 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
         for item, units in zip(items, candidates)
     ]
     lengths = [[len(u.ids) for u in units] for units in candidates]
-    layer = settings.layer
-    with settings.context.capture(prompts, lengths, (layer,), graphs=settings.graphs) as captured:
+    capture = settings.context.capture(
+        prompts,
+        lengths,
+        settings.readout,
+        graphs=settings.graphs,
+        texts=[[u.text for u in units] for units in candidates],
+        questions=[item.question for item in items],
+    )
+    with capture as captured:
         chunks = [item.upcoming for item in items]
         for item in items:  # read ahead while the device works
             item.advance()
-        selections = settings.scorer.select(captured[layer])
+        selections = settings.scorer.select(captured)
     for item, units, chunk, prompt, selection in zip(
         items, candidates, chunks, prompts, selections
     ):

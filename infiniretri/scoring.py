@@ -16,7 +16,7 @@ unit's score is the best phrase score inside it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,24 +26,44 @@ import torch.nn.functional as F
 class TokenScores:
     """Captured attention for a batch of prompts, and the units each prompt's context holds.
 
-    ``values``: ``(B', T)`` attention each prompt position receives (``B' >= B``; positions past
-    a prompt's end are meaningless). Prompt ``b``'s context starts at ``context_starts[b]`` and
-    holds units of ``unit_lengths[b]`` tokens, back to back; its values are divided by
-    ``norms[b]`` (heads times question rows) to give each token's mean attention.
+    ``values``: ``(B', G, T)``, for each of ``G`` head groups (see
+    :class:`~infiniretri.readout.Readout`) the attention each prompt position receives, summed
+    over the group's ``group_heads[g]`` heads and the prompt's ``norms[b]`` question rows
+    (``B' >= B``; positions past a prompt's end are meaningless). Prompt ``b``'s context starts
+    at ``context_starts[b]`` and holds units of ``unit_lengths[b]`` tokens, back to back;
+    ``texts[b]`` are those units' texts and ``questions[b]`` the prompt's question (for scorers
+    that read words as well as attention; ``None`` where the caller has no text).
     """
 
     values: torch.Tensor
     context_starts: list[int]
     unit_lengths: list[list[int]]
     norms: list[float]
+    group_heads: list[int]
+    texts: list[list[str]] | None = None
+    questions: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.unit_lengths)
 
+    def combined(self) -> torch.Tensor:
+        """``(B', T)``: the groups' mean attention per head, averaged over groups (not yet
+        divided by the question rows)."""
+        heads = torch.tensor(self.group_heads, dtype=self.values.dtype, device=self.values.device)
+        return (self.values / heads[None, :, None]).mean(dim=1)
+
     def tokens(self, b: int) -> torch.Tensor:
-        """Normalised scores of prompt ``b``'s context tokens."""
+        """Prompt ``b``'s context tokens: mean attention per head and question row."""
         start, size = self.context_starts[b], sum(self.unit_lengths[b])
-        return self.values[b, start : start + size] / self.norms[b]
+        return self.combined()[b, start : start + size] / self.norms[b]
+
+    def group(self, g: int) -> TokenScores:
+        """The scores of head group ``g`` alone."""
+        return replace(self, values=self.values[:, g : g + 1], group_heads=[self.group_heads[g]])
+
+    def with_values(self, values: torch.Tensor) -> TokenScores:
+        """The same prompts and units with other ``(B', G, T)`` values (for calibrations)."""
+        return replace(self, values=values)
 
 
 @dataclass(frozen=True)
@@ -98,8 +118,8 @@ class WindowScorer(Scorer):
         pos = torch.arange(width, device=device)
         valid = pos[None, :] < size[:, None]
         starts = torch.tensor(captured.context_starts, device=device)
-        index = (starts[:, None] + pos[None, :]).clamp(max=values.shape[1] - 1)
-        tokens = values[:batch].gather(1, index) / norm[:, None]
+        index = (starts[:, None] + pos[None, :]).clamp(max=values.shape[-1] - 1)
+        tokens = captured.combined()[:batch].gather(1, index) / norm[:, None]
         phrase = phrase_scores(tokens.masked_fill(~valid, 0.0), self.phrase_tokens)
         phrase = phrase.masked_fill(~valid, float("-inf"))
         # Unit ids over the padded batch: each item's units, then one filler unit for its padding.

@@ -48,6 +48,41 @@ def _layer(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an int or 'auto', got {value!r}")
 
 
+def _heads(name: str, value: Any) -> None:
+    if value in ("all", "auto"):
+        return
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(
+            f"{name} must be 'all', 'auto' or a non-empty list of (layer, head) pairs, "
+            f"got {value!r}"
+        )
+    for pair in value:
+        if (
+            not isinstance(pair, (list, tuple))
+            or len(pair) != 2
+            or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in pair)
+        ):
+            raise ValueError(
+                f"{name} must list (layer, head) pairs of non-negative ints, got {pair!r}"
+            )
+    if len({tuple(p) for p in value}) != len(value):
+        raise ValueError(f"{name} lists a (layer, head) pair twice: {value!r}")
+
+
+def _head_pairs(value: Any) -> Any:
+    """Lists of pairs become a tuple of tuples (settings are immutable and hashable)."""
+    if isinstance(value, (list, tuple)):
+        return tuple((int(layer), int(head)) for layer, head in value)
+    return value
+
+
+def _non_negative_number(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if value == float("inf"):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+
+
 def _boolean(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -57,9 +92,13 @@ def _template(name: str, value: Any) -> None:
     check_template(value)  # its messages name prompt_template
 
 
-def setting(default: Any, doc: str, check: Check) -> Any:
-    """A settings field: its default, its one-line doc and its check."""
-    return dataclasses.field(default=default, metadata={"doc": doc, "check": check})
+def setting(
+    default: Any, doc: str, check: Check, convert: Callable[[Any], Any] | None = None
+) -> Any:
+    """A settings field: its default, its one-line doc, its check and an optional conversion
+    to its stored form (applied after the check)."""
+    metadata = {"doc": doc, "check": check, "convert": convert}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -80,6 +119,19 @@ class EngineSettings:
         "decoder layer whose attention is read (negative counts from the top), or 'auto' to "
         "calibrate it once per model",
         _layer,
+    )
+    retrieval_heads: str | tuple[tuple[int, int], ...] = setting(
+        "auto",
+        "heads read: 'auto' (picked once per model by a calibration; with a numeric "
+        "retrieval_layer, all of its heads), 'all' (all heads of retrieval_layer), or "
+        "(layer, head) pairs",
+        _heads,
+        _head_pairs,
+    )
+    lexical_weight: float = setting(
+        1.0,
+        "weight of in-view BM25 fused with attention when ranking sentences (0: attention only)",
+        _non_negative_number,
     )
     max_cache_tokens: int | None = setting(
         None,
@@ -106,6 +158,35 @@ class EngineSettings:
         "on CUDA, replay the scan's forward passes as CUDA graphs; results do not depend on it",
         _boolean,
     )
+    answer_sentences: int | None = setting(
+        None,
+        "the answer prompt shows only the best N cached sentences, in document order (None: "
+        "the whole cache)",
+        _optional(positive_int),
+    )
+    answer_rescore: bool = setting(
+        False,
+        "re-score the final cache against the question (one forward over the cache) before "
+        "choosing the answer's evidence",
+        _boolean,
+    )
+    answer_quote: int = setting(
+        0,
+        "quote up to N best sentences at the start of the answer, where the reader copies "
+        "from (0: no quote)",
+        _non_negative_int,
+    )
+    answer_quote_margin: float = setting(
+        1.0,
+        "quote the sentences whose standardised score is within this of the best one",
+        _non_negative_number,
+    )
+    answer_copy: float = setting(
+        0.0,
+        "logit bonus for answer tokens that continue a span of the quoted (or shown) evidence "
+        "(0: free decoding)",
+        _non_negative_number,
+    )
     batch_size: int = setting(
         16, "pairs that retrieve_batch and answer_batch run together", positive_int
     )
@@ -113,6 +194,8 @@ class EngineSettings:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             f.metadata["check"](f.name, getattr(self, f.name))
+            if f.metadata["convert"] is not None:
+                object.__setattr__(self, f.name, f.metadata["convert"](getattr(self, f.name)))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

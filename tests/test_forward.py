@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from infiniretri import InfiniRetri, forward
-from infiniretri.attention import causal_only, install_capture
+from infiniretri.attention import causal_only, head_index, install_capture
 from infiniretri.forward import ForwardRunner, _Graph, graph_key, host_inputs
 
 PAD = 0
@@ -35,10 +35,10 @@ def prompt_batch(lengths=(150, 90, 41), question=(12, 5, 9), seed=3):
     return prompts, rows
 
 
-def run(runner: ForwardRunner, prompts, rows, layers=LAYERS) -> dict[int, torch.Tensor]:
+def run(runner: ForwardRunner, prompts, rows, layers=LAYERS, heads=()) -> dict[int, torch.Tensor]:
     """``runner.scores`` inside a session, copied out (a graph's outputs are reused)."""
     with runner.session():
-        return {k: v.clone() for k, v in runner.scores(prompts, rows, layers).items()}
+        return {k: v.clone() for k, v in runner.scores(prompts, rows, layers, heads).items()}
 
 
 def assert_close_on_prompts(got, want, prompts, rtol=1e-5, atol=1e-6):
@@ -54,14 +54,15 @@ class ReplayedEagerly:
     """Stands in for ``torch.cuda.CUDAGraph``: ``replay`` runs the recorded shape's forward on
     the static input buffers and writes into the static output tensors, as a replay does."""
 
-    def __init__(self, runner, ids, rows, valid, layers, scores):
+    def __init__(self, runner, ids, rows, valid, layers, scores, heads=()):
         self.runner, self.ids, self.rows, self.valid = runner, ids, rows, valid
-        self.layers, self.scores = layers, scores
+        self.layers, self.scores, self.heads = layers, scores, heads
         self.replays = 0
 
     def replay(self) -> None:
         with causal_only():  # as ``_record`` records it
-            out = self.runner._run(self.ids, self.rows, self.valid, self.layers)
+            index = head_index(dict(self.heads), self.ids.device)
+            out = self.runner._run(self.ids, self.rows, self.valid, self.layers, index)
         for layer in self.layers:
             self.scores[layer].copy_(out[layer])
         self.replays += 1
@@ -70,16 +71,23 @@ class ReplayedEagerly:
 def cpu_recorder(runner: ForwardRunner, recorded: list, fail_on: set | None = None):
     """A ``_record`` for CPU: the real static buffers, a graph that replays eagerly."""
 
-    def record(batch, length, n_rows, layers):
-        key = (batch, length, n_rows, layers)
+    def record(batch, length, n_rows, layers, heads=()):
+        key = (batch, length, n_rows, layers, heads)
         if fail_on and key in fail_on:
             raise RuntimeError("operation not permitted when stream is capturing")
         recorded.append(key)
         ids = torch.full((batch, length), runner.pad_id, dtype=torch.long)
         rows = torch.zeros((batch, n_rows), dtype=torch.long)
         valid = torch.zeros((batch, n_rows), dtype=torch.float32)
-        scores = {layer: torch.full((batch, length), float("nan")) for layer in layers}
-        graph = ReplayedEagerly(runner, ids, rows, valid, layers, scores)
+        chosen = dict(heads)
+        scores = {
+            layer: torch.full(
+                (batch, len(chosen[layer]), length) if layer in chosen else (batch, length),
+                float("nan"),
+            )
+            for layer in layers
+        }
+        graph = ReplayedEagerly(runner, ids, rows, valid, layers, scores, heads)
         return _Graph(graph, ids, rows, valid, scores)
 
     return record
@@ -104,12 +112,12 @@ def graph_runner(model, monkeypatch, recorded, fail_on=None, **options) -> Forwa
     ],
 )
 def test_graph_key_rounds_length_and_rows_up_to_their_buckets(longest, most_rows, key):
-    assert graph_key(2, longest, most_rows, (5,), 256, 16) == key
+    assert graph_key(2, longest, most_rows, (5,), 256, 16) == (*key, ())
 
 
 def test_graph_key_keeps_batch_and_layers_and_other_buckets():
-    assert graph_key(7, 100, 3, (2, 9), 64, 4) == (7, 128, 4, (2, 9))
-    assert graph_key(1, 129, 5, (0,), 128, 8) == (1, 256, 8, (0,))
+    assert graph_key(7, 100, 3, (2, 9), 64, 4) == (7, 128, 4, (2, 9), ())
+    assert graph_key(1, 129, 5, (0,), 128, 8, ((0, (1, 3)),)) == (1, 256, 8, (0,), ((0, (1, 3)),))
 
 
 def test_host_inputs_right_pad_ids_rows_and_validity():
@@ -200,7 +208,7 @@ def test_replays_pad_to_the_bucket_and_equal_eager(model, monkeypatch):
     prompts, rows = prompt_batch()
     with runner.session():
         got = runner.scores(prompts, rows, LAYERS)
-        assert recorded == [(3, 256, 16, LAYERS)]
+        assert recorded == [(3, 256, 16, LAYERS, ())]
         assert {k: tuple(v.shape) for k, v in got.items()} == {1: (3, 256), 3: (3, 256)}
         graph = runner._graphs[recorded[0]]
         assert got is graph.scores  # the graph's static outputs, not a copy
@@ -220,7 +228,7 @@ def test_one_graph_serves_every_shape_in_its_bucket(model, monkeypatch):
     second = prompt_batch(lengths=(130, 40), question=(3, 7), seed=5)
     got_first = run(runner, *first)
     got_second = run(runner, *second)  # shorter: stale buffer contents must be overwritten
-    assert recorded == [(2, 256, 16, LAYERS)]
+    assert recorded == [(2, 256, 16, LAYERS, ())]
     assert runner._graphs[recorded[0]].graph.replays == 2
     assert_close_on_prompts(got_first, run(eager, *first), first[0])
     assert_close_on_prompts(got_second, run(eager, *second), second[0])
@@ -236,12 +244,29 @@ def test_a_new_shape_records_a_new_graph(model, monkeypatch):
     run(runner, *prompt_batch(lengths=(100, 50), question=(5, 5)), layers=(1,))
     run(runner, *prompt_batch(lengths=(128, 10), question=(2, 8)))  # the first shape again
     assert recorded == [
-        (2, 128, 8, LAYERS),
-        (2, 256, 8, LAYERS),
-        (2, 128, 16, LAYERS),
-        (1, 128, 8, LAYERS),
-        (2, 128, 8, (1,)),
+        (2, 128, 8, LAYERS, ()),
+        (2, 256, 8, LAYERS, ()),
+        (2, 128, 16, LAYERS, ()),
+        (1, 128, 8, LAYERS, ()),
+        (2, 128, 8, (1,), ()),
     ]
+
+
+def test_chosen_heads_replay_like_eager_and_get_their_own_graph(model, monkeypatch):
+    recorded: list = []
+    runner = graph_runner(model, monkeypatch, recorded, length_bucket=128, rows_bucket=8)
+    eager = ForwardRunner(model, PAD, graphs=False)
+    heads = ((1, (0, 3)), (3, (2,)))
+    prompts, rows = prompt_batch(lengths=(100, 50), question=(5, 5))
+    got = run(runner, prompts, rows, LAYERS, heads)
+    assert got[1].shape[:2] == (2, 2) and got[3].shape[:2] == (2, 1)
+    want = run(eager, prompts, rows, LAYERS, heads)
+    for layer in LAYERS:
+        for b, prompt in enumerate(prompts):
+            n = len(prompt)
+            torch.testing.assert_close(got[layer][b, ..., :n], want[layer][b, ..., :n])
+    run(runner, prompts, rows, LAYERS)  # all heads summed: another graph
+    assert recorded == [(2, 128, 8, LAYERS, heads), (2, 128, 8, LAYERS, ())]
 
 
 def test_beyond_max_graphs_shapes_run_eagerly(model, monkeypatch):
@@ -252,7 +277,7 @@ def test_beyond_max_graphs_shapes_run_eagerly(model, monkeypatch):
     run(runner, *prompt_batch(lengths=(100, 50), question=(5, 5)))
     prompts, rows = prompt_batch(lengths=(200, 50), question=(5, 5))
     got = run(runner, prompts, rows)
-    assert recorded == [(2, 128, 16, LAYERS)]
+    assert recorded == [(2, 128, 16, LAYERS, ())]
     assert runner.graphs is True
     assert got[1].shape == (2, 200)  # the eager result, unpadded
     assert_close_on_prompts(got, run(eager, prompts, rows), prompts)
@@ -270,7 +295,7 @@ def test_a_failed_recording_turns_graphs_off_and_returns_the_eager_result(model,
     monkeypatch.setattr(runner, "_record", record)
     prompts, rows = prompt_batch()
     got = run(runner, prompts, rows)
-    assert calls == [(3, 256, 16, LAYERS)]
+    assert calls == [(3, 256, 16, LAYERS, ())]
     assert runner.graphs is False
     assert runner.graph_error == "RuntimeError: operation not permitted when stream is capturing"
     assert runner._graphs == {}
@@ -283,7 +308,7 @@ def test_a_failed_recording_turns_graphs_off_and_returns_the_eager_result(model,
 
 def test_a_failed_recording_drops_the_graphs_recorded_before(model, monkeypatch):
     recorded: list = []
-    failing = {(2, 256, 16, LAYERS)}
+    failing = {(2, 256, 16, LAYERS, ())}
     runner = graph_runner(model, monkeypatch, recorded, failing, length_bucket=128)
     run(runner, *prompt_batch(lengths=(100, 50), question=(5, 5)))
     assert len(runner._graphs) == 1

@@ -14,7 +14,8 @@ from infiniretri.sources import open_documents
 
 @st.composite
 def captures(draw):
-    """Random token scores for 1..5 prompts, each with its own units, offset and norm."""
+    """Random token scores for 1..5 prompts and 1..3 head groups, each prompt with its own
+    units, offset and norm."""
     batch = draw(st.integers(1, 5))
     unit_lengths = [
         draw(st.lists(st.integers(1, 12), min_size=1, max_size=10)) for _ in range(batch)
@@ -23,9 +24,11 @@ def captures(draw):
     norms = [draw(st.floats(0.5, 64.0)) for _ in range(batch)]
     extra_rows = draw(st.integers(0, 2))
     width = max(s + sum(u) for s, u in zip(starts, unit_lengths)) + draw(st.integers(0, 5))
+    group_heads = draw(st.lists(st.sampled_from([1, 9]), min_size=1, max_size=3))
     seed = draw(st.integers(0, 2**31 - 1))
-    values = torch.rand(batch + extra_rows, width, generator=torch.Generator().manual_seed(seed))
-    return TokenScores(values, starts, unit_lengths, norms)
+    shape = (batch + extra_rows, len(group_heads), width)
+    values = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+    return TokenScores(values, starts, unit_lengths, norms, group_heads)
 
 
 @settings(max_examples=300, deadline=None)

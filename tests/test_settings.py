@@ -21,12 +21,19 @@ OTHER_VALUES = {
     "phrase_tokens": 3,
     "top_k_tokens": 17,
     "retrieval_layer": 1,
+    "retrieval_heads": ((1, 0), (2, 1)),
+    "lexical_weight": 0.0,
     "max_cache_tokens": 200,
     "prompt_template": "Context:\n{context}\n\nAnswer this: {question}",
     "max_sentence_tokens": 12,
     "prep_workers": 0,
     "cuda_graphs": False,
     "batch_size": 3,
+    "answer_sentences": 4,
+    "answer_rescore": True,
+    "answer_quote": 2,
+    "answer_quote_margin": 0.25,
+    "answer_copy": 3.0,
 }
 
 # A bad value for every setting.
@@ -35,12 +42,19 @@ BAD_VALUES = {
     "phrase_tokens": -1,
     "top_k_tokens": 1.5,
     "retrieval_layer": "top",
+    "retrieval_heads": [(1, 0), (1, 0)],
+    "lexical_weight": -0.5,
     "max_cache_tokens": 0,
     "prompt_template": "{question} before {context}",
     "max_sentence_tokens": True,
     "prep_workers": -2,
     "cuda_graphs": "yes",
     "batch_size": "8",
+    "answer_sentences": 0,
+    "answer_rescore": 1,
+    "answer_quote": -1,
+    "answer_quote_margin": "wide",
+    "answer_copy": float("inf"),
 }
 
 
@@ -144,6 +158,8 @@ def test_cli_flags_parse_to_the_settings():
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
             argv.append(flag if value else "--no-" + flag[2:])
+        elif name == "retrieval_heads":
+            argv += [flag, ",".join(f"{layer}:{head}" for layer, head in value)]
         else:
             argv += [flag, str(value)]
     args = build_parser().parse_args(argv)

@@ -1,0 +1,49 @@
+"""Copy-friendly decoding: favour tokens that continue a span of the evidence.
+
+A small reader re-types long values (UUIDs, codes) with errors. :class:`CopyBias` adds a bonus to
+the logits of the tokens that would continue copying the evidence: while the answer so far ends
+in a span of the evidence, the token that follows that span; otherwise any token of the
+evidence (a new span may start anywhere). Tokens outside the evidence stay possible: a yes/no
+answer, or a word the evidence lacks, still wins when the model is sure of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+class CopyBias:
+    """Per-answer state of copy-friendly decoding over ``spans`` (token ids)."""
+
+    def __init__(self, spans: Sequence[Sequence[int]], bonus: float) -> None:
+        self.tokens: list[int] = [t for span in spans for t in span]
+        # A span boundary is not a continuation: each position knows where its span ends.
+        self.ends: list[int] = []
+        for span in spans:
+            end = len(self.ends) + len(span)
+            self.ends.extend([end] * len(span))
+        self.bonus = float(bonus)
+        self.starts = sorted(set(self.tokens))
+        self.live: list[int] = []
+        """Positions of the evidence that the answer's last token copied."""
+
+    def candidates(self) -> list[int]:
+        """Tokens that continue a live span, or start one."""
+        following = {self.tokens[p + 1] for p in self.live if p + 1 < self.ends[p]}
+        return sorted(following) if following else self.starts
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` (vocabulary,) with the bonus added to :meth:`candidates` (in place)."""
+        if self.bonus and self.tokens:
+            index = torch.tensor(self.candidates(), device=logits.device)
+            logits.index_add_(0, index, torch.full_like(index, self.bonus, dtype=logits.dtype))
+        return logits
+
+    def advance(self, token: int) -> None:
+        """Record the token the answer took."""
+        following = [
+            p + 1 for p in self.live if p + 1 < self.ends[p] and self.tokens[p + 1] == token
+        ]
+        self.live = following or [p for p, t in enumerate(self.tokens) if t == token]

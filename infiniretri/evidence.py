@@ -1,0 +1,41 @@
+"""The answer's evidence: which cached sentences the reader sees, and which it quotes.
+
+The scan's scores already rank the evidence (the asked-for sentence is usually the cache's
+best); a small reader still copies a neighbour's value when it reads many look-alike sentences.
+So the answer step may show only the best ``answer_sentences`` (in document order), and may
+*quote* the best sentences at the start of the answer, where the reader copies from: every
+sentence whose standardised score is within ``answer_quote_margin`` of the best, at most
+``answer_quote`` of them (several when several sentences score alike, as the values of one key
+do; one when a single sentence stands out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .fusion import standardized
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Indices into a retrieval's sentences (document order)."""
+
+    shown: list[int]
+    """Sentences the answer prompt holds."""
+    quoted: list[int]
+    """Sentences quoted before the answer (a subset of ``shown``)."""
+
+
+def choose_evidence(
+    scores: Sequence[float], sentences: int | None, quote: int, margin: float
+) -> Evidence:
+    """The best ``sentences`` by score (all with ``None``), and those of them to quote."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    shown = order if sentences is None else order[:sentences]
+    quoted: list[int] = []
+    if quote and order:
+        z = standardized(list(scores)).tolist()
+        best = z[order[0]]
+        quoted = [i for i in shown[:quote] if z[i] >= best - margin]
+    return Evidence(sorted(shown), sorted(quoted))

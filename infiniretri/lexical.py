@@ -1,0 +1,52 @@
+"""Lexical evidence computed in the scan: BM25 of the question against the units in view.
+
+The statistics (document frequencies, average length) come from the units of one step's prompt
+(the cache and the chunk), so the score streams with the scan and needs no index of the whole
+source. Words are lower-cased runs of letters and digits; English stop words are dropped (as
+``bm25s``'s ``stopwords="en"`` does), with the Lucene BM25 formula.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its
+    itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with you your yours yourself yourselves""".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """The text's lower-cased words, stop words left out."""
+    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
+
+
+def bm25(question: str, units: Sequence[str], k1: float = 1.5, b: float = 0.75) -> list[float]:
+    """BM25 score of each unit for ``question``, with statistics from ``units`` alone."""
+    docs = [Counter(words(u)) for u in units]
+    terms = set(words(question))
+    if not docs or not terms:
+        return [0.0] * len(docs)
+    n = len(docs)
+    lengths = [sum(d.values()) for d in docs]
+    mean_length = sum(lengths) / n or 1.0
+    idf = {}
+    for term in terms:
+        df = sum(1 for d in docs if term in d)
+        if df:
+            idf[term] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    scores = []
+    for d, length in zip(docs, lengths):
+        norm = k1 * (1.0 - b + b * length / mean_length)
+        scores.append(sum(w * d[t] * (k1 + 1) / (d[t] + norm) for t, w in idf.items() if t in d))
+    return scores

@@ -1,0 +1,115 @@
+"""The answer step's options: evidence choice, quotes, re-scoring and copy-friendly decoding."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from infiniretri import InfiniRetri
+from infiniretri.copying import CopyBias
+from infiniretri.evidence import choose_evidence
+from infiniretri.prompt import QUOTE_END, QUOTE_LEAD
+
+TEXT = " ".join(
+    f"Locker {i} is opened with the passcode {1000 + 37 * i} on weekdays." for i in range(30)
+)
+QUESTION = "What is the passcode of locker 12?"
+
+
+def test_evidence_keeps_the_best_sentences_in_document_order():
+    scores = [0.1, 0.9, 0.3, 0.8, 0.2]
+    assert choose_evidence(scores, None, 0, 1.0).shown == [0, 1, 2, 3, 4]
+    assert choose_evidence(scores, 2, 0, 1.0).shown == [1, 3]
+    assert choose_evidence(scores, 2, 0, 1.0).quoted == []
+
+
+def test_quotes_are_the_sentences_close_to_the_best():
+    # One sentence stands out: only it is quoted.
+    assert choose_evidence([0.0, 5.0, 0.1, 0.2, 0.0], None, 3, 1.0).quoted == [1]
+    # Three score alike: all three (at most answer_quote of them).
+    alike = [0.0, 5.0, 0.1, 4.9, 4.95, 0.0]
+    assert choose_evidence(alike, None, 3, 0.5).quoted == [1, 3, 4]
+    assert choose_evidence(alike, None, 2, 0.5).quoted == [1, 4]
+    # Quotes come from what the prompt shows.
+    assert set(choose_evidence(alike, 1, 3, 0.5).quoted) <= {1}
+
+
+def test_copy_bias_follows_a_span_and_restarts_anywhere():
+    bias = CopyBias([[5, 6, 7], [8, 6, 9]], bonus=2.0)
+    assert bias.candidates() == [5, 6, 7, 8, 9]  # nothing copied yet: any evidence token
+    bias.advance(6)  # 6 is in both spans: either may continue
+    assert bias.candidates() == [7, 9]
+    bias.advance(9)
+    assert bias.candidates() == [5, 6, 7, 8, 9]  # span 2 ended: no continuation across spans
+    bias.advance(8)
+    assert bias.candidates() == [6]
+    logits = bias.apply(torch.zeros(12))
+    assert logits[6] == 2.0 and logits.sum() == 2.0
+    bias.advance(3)  # a token outside the evidence: the next may start a span anywhere
+    assert bias.candidates() == [5, 6, 7, 8, 9]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama):
+    model, tokenizer = tiny_llama
+    return InfiniRetri(model, tokenizer, chunk_tokens=128, retrieval_layer=2)
+
+
+def test_default_answer_prompt_is_the_whole_cache_then_the_question(tiny):
+    retrieval = tiny.retrieve(TEXT, QUESTION)
+    prompt = tiny.answer_prompt(retrieval)
+    context = [i for ids in retrieval.token_ids for i in ids]
+    assert prompt.ids == tiny.layout.build(context, tiny.question_ids(QUESTION)).ids
+    assert prompt.copy_spans == () and prompt.quoted == () and prompt.rescore_tokens == 0
+
+
+def test_answer_sentences_and_quote_shape_the_prompt(tiny):
+    engine = tiny.with_options(answer_sentences=3, answer_quote=1)
+    retrieval = engine.retrieve(TEXT, QUESTION)
+    prompt = engine.answer_prompt(retrieval)
+    best = max(range(len(retrieval.sentences)), key=lambda i: retrieval.sentences[i].score)
+    order = sorted(range(len(retrieval.sentences)), key=lambda i: -retrieval.sentences[i].score)
+    shown = sorted(order[:3])
+    context = [i for k in shown for i in retrieval.token_ids[k]]
+    head = engine.layout.build(context, engine.question_ids(QUESTION)).ids
+    quote = f"{QUOTE_LEAD}{retrieval.sentences[best].text}{QUOTE_END}"
+    tail = engine.tokenizer(quote, add_special_tokens=False)["input_ids"]
+    assert prompt.ids == head + tail
+    assert prompt.quoted == (best,)
+    answer = engine.answer_from(retrieval, max_new_tokens=4)
+    assert [s.text for s in answer.quoted] == [retrieval.sentences[best].text]
+    assert answer.usage.answer_prompt_tokens == len(prompt.ids)
+
+
+def test_rescore_reads_the_cache_in_one_forward_and_is_counted(tiny):
+    engine = tiny.with_options(answer_rescore=True, answer_sentences=2)
+    retrieval = engine.retrieve(TEXT, QUESTION)
+    fresh = engine.rescore(retrieval)
+    assert len(fresh) == len(retrieval.sentences)
+    prompt = engine.answer_prompt(retrieval)
+    order = sorted(range(len(fresh)), key=lambda i: (-fresh[i], i))
+    context = [i for k in sorted(order[:2]) for i in retrieval.token_ids[k]]
+    assert prompt.ids == engine.layout.build(context, engine.question_ids(QUESTION)).ids
+    cache = sum(len(ids) for ids in retrieval.token_ids)
+    want = cache + engine.layout.overhead + len(engine.question_ids(QUESTION))
+    assert prompt.rescore_tokens == want
+    answer = engine.answer_from(retrieval, max_new_tokens=3)
+    assert answer.usage.scan_tokens == retrieval.stats.tokens_processed + want
+
+
+def test_copy_decoding_is_the_same_alone_streamed_and_batched(tiny):
+    engine = tiny.with_options(answer_copy=50.0, answer_quote=1)
+    retrieval = engine.retrieve(TEXT, QUESTION)
+    alone = engine.answer_from(retrieval, max_new_tokens=8)
+    streamed = "".join(engine.stream_answer_from(retrieval, max_new_tokens=8))
+    batched = engine.answer_from_batch([retrieval, retrieval], max_new_tokens=8)
+    assert alone.text == streamed == batched[0].text == batched[1].text
+    # With a huge bonus every token is copied from the quoted sentence (a random-weight model
+    # would otherwise write anything).
+    assert len(alone.quoted) == 1
+    words = set(re.findall(r"\w+", alone.text))
+    assert words and words <= set(re.findall(r"\w+", alone.quoted[0].text))
+    free = tiny.with_options(answer_quote=1).answer_from(retrieval, max_new_tokens=8)
+    assert not set(re.findall(r"\w+", free.text)) <= set(re.findall(r"\w+", alone.quoted[0].text))

@@ -14,7 +14,7 @@ from .copying import CopyBias
 from .evidence import choose_evidence
 from .generation import GenerationCounter, greedy_batch, stream_greedy
 from .model_context import ModelContext
-from .prompt import QUOTE_END, QUOTE_LEAD, PromptLayout
+from .prompt import QUOTE_END, QUOTE_LEAD, QUOTE_STOP, PromptLayout
 from .results import Answer, Retrieval, Usage
 from .settings import EngineSettings
 
@@ -110,6 +110,10 @@ class Answerer:
             ids, min(max_new_tokens, room), spans, tuple(evidence.quoted), rescore_tokens
         )
 
+    def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:
+        """A quoted answer is the line after the quote: it ends at the first line break."""
+        return (*stops, QUOTE_STOP) if self.settings.answer_quote else stops
+
     def _encode(self, text: str) -> list[int]:
         return list(self.context.tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -137,6 +141,8 @@ class Answerer:
     def _stream(
         self, retrieval: Retrieval, prompt: AnswerPrompt, stops: tuple[str, ...]
     ) -> AnswerStream:
+        stops = self._stops(stops)
+
         def produce(stream: AnswerStream) -> Iterator[str]:
             stream.retrieval = retrieval
             counter = GenerationCounter()
@@ -181,7 +187,7 @@ class Answerer:
                 [p.ids for p in group],
                 [p.max_new_tokens for p in group],
                 self.context.end_ids,
-                stops,
+                self._stops(stops),
                 self.context.pad_id,
                 [self._copy(p) for p in group],
             )

@@ -7,8 +7,9 @@ Each dev document is read in one forward with every head of every layer captured
 (``engine.unit_scores`` with a readout of all ``(layer, head)`` pairs). Each head alone ranks the
 sentences with the paper's window scorer; its supporting-sentence recall at the token budgets of
 the HotpotQA benchmark (best-first, ``fill_budget``) is its score. The shipped head set is the
-``HEAD_COUNT`` best heads at or below the model's retrieval layer, so that the scan stops where it
-stopped before (``infiniretri.calibration.SHIPPED_HEADS``).
+``HEAD_COUNT`` best heads from a third of the depth up to the model's retrieval layer: the scan
+stops where it stopped before, and the lowest layers, whose attention is mostly local and
+positional, are left out (``infiniretri.calibration.SHIPPED_HEADS``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ def head_recalls(engine, docs: list[HotpotDoc]) -> dict[tuple[int, int], list[fl
     return {pair: [mean(v) for v in lists] for pair, lists in totals.items()}
 
 
+def choose(
+    recalls: dict[tuple[int, int], list[float]], lowest: int, stop: int, count: int
+) -> list[tuple[int, int]]:
+    """The ``count`` heads of best summed recall with ``lowest <= layer <= stop``."""
+    ranked = sorted(recalls, key=lambda p: (-sum(recalls[p]), p))
+    return sorted([p for p in ranked if lowest <= p[0] <= stop][:count])
+
+
 def main(argv: list[str] | None = None) -> int:
     from infiniretri.calibration import HEAD_COUNT
 
@@ -61,17 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     engine = load_engine(args.device, args.dtype, retrieval_heads="all")
     docs = [HotpotDoc.from_dict(r) for r in load_prepared("dev", args.limit)]
     recalls = head_recalls(engine, docs)
-    stop = engine.retrieval_layer_index
+    stop, lowest = engine.retrieval_layer_index, engine.num_layers // 3
     ranked = sorted(recalls, key=lambda p: (-sum(recalls[p]), p))
-    chosen = sorted([p for p in ranked if p[0] <= stop][:HEAD_COUNT])
+    chosen = choose(recalls, lowest, stop, HEAD_COUNT)
     payload = {
         "split": "dev",
         "items": len(docs),
         "budgets": list(BUDGETS),
         "engine": engine_settings(engine),
         "rule": (
-            f"the {HEAD_COUNT} heads of best summed recall over the budgets, at or below the "
-            f"retrieval layer ({stop})"
+            f"the {HEAD_COUNT} heads of best summed recall over the budgets, from layer {lowest} "
+            f"(a third of the depth) up to the retrieval layer ({stop})"
         ),
         "chosen": [list(p) for p in chosen],
         "heads": [

@@ -229,6 +229,51 @@ def hotpot_ablation_table(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+ANSWER_LABELS = {
+    "plain": "whole cache, free decoding (the paper)",
+    "q1": "quote the best sentence",
+    "q1c3": "quote the best sentence, copy bonus 3",
+    "q4m1c3": "quote up to 4 (margin 1.0), copy 3",
+    "r_q4m1c3": "re-score, quote up to 4 (margin 1.0), copy 3",
+    "r_s8_q4m05c3": "re-score, best 8 shown, quote up to 4 (margin 0.5), copy 3 (the defaults, before value gathering was added)",
+}
+
+
+def multineedle_answer_table(data: dict[str, Any]) -> str:
+    """Answer correct among the cases whose needles were kept, per task, for each answer-step
+    configuration, and what each configuration costs."""
+    from bench.multineedle_data import TASKS
+
+    out = [
+        "Answer correct / needle kept, per task (8k, 32k and 128k tokens, essays and Wikipedia "
+        "haystacks), and the answer step's cost per question (means; seconds include six runs "
+        "sharing the GPU).",
+        "",
+        "| answer step | " + " | ".join(TASKS) + " | all | answer prompt tokens | re-read "
+        "tokens | answer seconds |",
+        "|---|" + "---|" * (len(TASKS) + 4),
+    ]
+    for name, config in data["configs"].items():
+        cases = config["cases"]
+        cells, total = [], [0, 0]
+        for task in TASKS:
+            kept = [c for c in cases if c["task"] == task and c["kept"]]
+            ok = sum(c["correct"] for c in kept)
+            total[0] += ok
+            total[1] += len(kept)
+            cells.append(f"{ok}/{len(kept)}")
+        rescore = bool(config["options"].get("answer_rescore"))
+        prompt = sum(c["usage"]["answer_prompt_tokens"] for c in cases) / len(cases)
+        reread = sum(c["cache_tokens"] for c in cases) / len(cases) if rescore else 0
+        seconds = sum(c["seconds"] - c["scan_seconds"] for c in cases) / len(cases)
+        out.append(
+            f"| {ANSWER_LABELS.get(name, name)} | " + " | ".join(cells) + f" | "
+            f"{100 * total[0] / max(1, total[1]):.0f}% of {total[1]} | {prompt:,.0f} | "
+            f"{reread:,.0f} | {seconds:.2f} |"
+        )
+    return "\n".join(out)
+
+
 def tuning_table(data: dict[str, Any]) -> str:
     out = [f"Machine: {machine_line(data)}  ", f"Dev split: {data['items']} questions.", ""]
     single = data["single_pass"]
@@ -282,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         ("hotpotqa.json", hotpot_table),
         ("hotpotqa.json", hotpot_paired_table),
         ("hotpotqa.json", hotpot_ablation_table),
+        ("multineedle_answer_configs.json", multineedle_answer_table),
         ("hotpotqa_tuning.json", tuning_table),
     ):
         data = _load(name, folder)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .copying import CopyBias
 from .evidence import choose_evidence
+from .gathering import GATHER_LEAD, gather_values
 from .generation import GenerationCounter, greedy_batch, stream_greedy
 from .model_context import ModelContext
 from .prompt import QUOTE_END, QUOTE_LEAD, QUOTE_STOP, PromptLayout
@@ -110,6 +111,13 @@ class Answerer:
             ids, min(max_new_tokens, room), spans, tuple(evidence.quoted), rescore_tokens
         )
 
+    def _gathered(self, retrieval: Retrieval, prompt: AnswerPrompt, text: str) -> str:
+        """The values of parallel quoted sentences, to follow the answer (``answer_gather``)."""
+        if not self.settings.answer_gather or len(prompt.quoted) < 2:
+            return ""
+        values = gather_values(text, [retrieval.sentences[k].text for k in prompt.quoted])
+        return f"{GATHER_LEAD}{', '.join(values)}." if values else ""
+
     def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:
         """A quoted answer is the line after the quote: it ends at the first line break."""
         return (*stops, QUOTE_STOP) if self.settings.answer_quote else stops
@@ -146,8 +154,9 @@ class Answerer:
         def produce(stream: AnswerStream) -> Iterator[str]:
             stream.retrieval = retrieval
             counter = GenerationCounter()
+            written: list[str] = []
             try:
-                yield from stream_greedy(
+                for piece in stream_greedy(
                     self.context.model,
                     self.context.tokenizer,
                     prompt.ids,
@@ -156,12 +165,18 @@ class Answerer:
                     stops,
                     counter,
                     self._copy(prompt),
-                )
+                ):
+                    written.append(piece)
+                    yield piece
+                extra = self._gathered(retrieval, prompt, "".join(written))
+                if extra:
+                    yield extra
             finally:
                 stream.usage = Usage(
-                    retrieval.stats.tokens_processed + prompt.rescore_tokens,
+                    retrieval.stats.tokens_processed,
                     len(prompt.ids),
                     counter.generated_tokens,
+                    prompt.rescore_tokens,
                 )
 
         return AnswerStream(produce)
@@ -194,5 +209,6 @@ class Answerer:
             for retrieval, prompt, (text, count) in zip(
                 retrievals[start : start + self.batch_size], group, done
             ):
+                text += self._gathered(retrieval, prompt, text)
                 answers.append(self._answer(retrieval, prompt, text, count))
         return answers

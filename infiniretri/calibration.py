@@ -26,7 +26,7 @@ SHIPPED_LAYERS: dict[str, int] = {
 
 SHIPPED_HEADS: dict[str, tuple[tuple[int, int], ...]] = {
     # Picked by bench/retrieval_heads.py on the HotpotQA dev split (disjoint from the report
-    # split): the 8 heads at or below layer 18 with the best supporting-sentence recall
+    # split): the 8 heads of layers 10..18 with the best supporting-sentence recall
     # (bench/results/retrieval_heads.json).
     EMBEDDED_MODEL_ID: ((17, 3), (18, 6), (17, 4), (14, 3), (18, 7), (15, 6), (17, 0), (18, 8)),
 }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,6 +32,8 @@ class _Graph:
     rows: torch.Tensor
     row_valid: torch.Tensor
     scores: dict[int, torch.Tensor]
+    heads: dict[int, torch.Tensor] = field(default_factory=dict)
+    """The head index tensors the graph reads (kept alive: a replay reads their memory)."""
 
 
 def _round_up(n: int, step: int) -> int:
@@ -186,4 +188,4 @@ class ForwardRunner:
         request = CaptureRequest(layers=layers, rows=rows, row_valid=valid, heads=index)
         with causal_only(), torch.cuda.graph(graph, pool=self._pool):
             run_request(self.model, ids, request)
-        return _Graph(graph, ids, rows, valid, request.scores)
+        return _Graph(graph, ids, rows, valid, request.scores, index)

@@ -78,11 +78,13 @@ class Usage:
     """Tokens of the answer prompt (final cache, question and template)."""
     completion_tokens: int = 0
     """Tokens the model generated."""
+    rescore_tokens: int = 0
+    """Tokens of the forward that re-scored the final cache (``answer_rescore``)."""
 
     @property
     def prompt_tokens(self) -> int:
-        """Every token the model read: the scan's and the answer prompt's."""
-        return self.scan_tokens + self.answer_prompt_tokens
+        """Every token the model read: the scan's, the re-scoring's and the answer prompt's."""
+        return self.scan_tokens + self.rescore_tokens + self.answer_prompt_tokens
 
     @property
     def total_tokens(self) -> int:
@@ -96,6 +98,7 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
             "scan_tokens": self.scan_tokens,
+            "rescore_tokens": self.rescore_tokens,
             "answer_prompt_tokens": self.answer_prompt_tokens,
         }
 
@@ -118,5 +121,9 @@ class Answer:
     @property
     def usage(self) -> Usage:
         """Tokens this answer cost, the scan's (and any re-scoring's) included."""
-        scan = self.retrieval.stats.tokens_processed + self.rescore_tokens
-        return Usage(scan, self.prompt_tokens, self.generated_tokens)
+        return Usage(
+            self.retrieval.stats.tokens_processed,
+            self.prompt_tokens,
+            self.generated_tokens,
+            self.rescore_tokens,
+        )

@@ -159,33 +159,39 @@ class EngineSettings:
         _boolean,
     )
     answer_sentences: int | None = setting(
-        None,
+        8,
         "the answer prompt shows only the best N cached sentences, in document order (None: "
         "the whole cache)",
         _optional(positive_int),
     )
     answer_rescore: bool = setting(
-        False,
+        True,
         "re-score the final cache against the question (one forward over the cache) before "
         "choosing the answer's evidence",
         _boolean,
     )
     answer_quote: int = setting(
-        0,
+        4,
         "quote up to N best sentences at the start of the answer, where the reader copies "
         "from (0: no quote)",
         _non_negative_int,
     )
     answer_quote_margin: float = setting(
-        1.0,
+        0.5,
         "quote the sentences whose standardised score is within this of the best one",
         _non_negative_number,
     )
     answer_copy: float = setting(
-        0.0,
+        3.0,
         "logit bonus for answer tokens that continue a span of the quoted (or shown) evidence "
         "(0: free decoding)",
         _non_negative_number,
+    )
+    answer_gather: bool = setting(
+        True,
+        "after the answer, add the values of quoted sentences that read the same as its source "
+        "sentence but for the value",
+        _boolean,
     )
     batch_size: int = setting(
         16, "pairs that retrieve_batch and answer_batch run together", positive_int

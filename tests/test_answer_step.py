@@ -10,6 +10,7 @@ import torch
 from infiniretri import InfiniRetri
 from infiniretri.copying import CopyBias
 from infiniretri.evidence import choose_evidence
+from infiniretri.gathering import gather_values
 from infiniretri.prompt import QUOTE_END, QUOTE_LEAD
 
 TEXT = " ".join(
@@ -51,13 +52,27 @@ def test_copy_bias_follows_a_span_and_restarts_anywhere():
     assert bias.candidates() == [5, 6, 7, 8, 9]
 
 
+PLAIN = {"answer_sentences": None, "answer_rescore": False, "answer_quote": 0, "answer_copy": 0.0}
+"""Every answer option off: the paper's answer step (the whole cache, then the question)."""
+
+
 @pytest.fixture(scope="module")
 def tiny(tiny_llama):
     model, tokenizer = tiny_llama
-    return InfiniRetri(model, tokenizer, chunk_tokens=128, retrieval_layer=2)
+    return InfiniRetri(model, tokenizer, chunk_tokens=128, retrieval_layer=2, **PLAIN)
 
 
-def test_default_answer_prompt_is_the_whole_cache_then_the_question(tiny):
+def test_defaults_rescore_show_eight_quote_and_copy(tiny_llama):
+    model, tokenizer = tiny_llama
+    engine = InfiniRetri(model, tokenizer, chunk_tokens=128, retrieval_layer=2)
+    retrieval = engine.retrieve(TEXT, QUESTION)
+    assert len(retrieval.sentences) > 8
+    prompt = engine.answer_prompt(retrieval)
+    assert prompt.rescore_tokens > 0 and 1 <= len(prompt.quoted) <= 4
+    assert prompt.copy_spans == tuple(tuple(retrieval.token_ids[k]) for k in prompt.quoted)
+
+
+def test_plain_answer_prompt_is_the_whole_cache_then_the_question(tiny):
     retrieval = tiny.retrieve(TEXT, QUESTION)
     prompt = tiny.answer_prompt(retrieval)
     context = [i for ids in retrieval.token_ids for i in ids]
@@ -96,11 +111,14 @@ def test_rescore_reads_the_cache_in_one_forward_and_is_counted(tiny):
     want = cache + engine.layout.overhead + len(engine.question_ids(QUESTION))
     assert prompt.rescore_tokens == want
     answer = engine.answer_from(retrieval, max_new_tokens=3)
-    assert answer.usage.scan_tokens == retrieval.stats.tokens_processed + want
+    assert answer.usage.scan_tokens == retrieval.stats.tokens_processed
+    assert answer.usage.rescore_tokens == want
+    assert answer.usage.prompt_tokens == retrieval.stats.tokens_processed + want + len(prompt.ids)
 
 
 def test_copy_decoding_is_the_same_alone_streamed_and_batched(tiny):
     engine = tiny.with_options(answer_copy=50.0, answer_quote=1)
+    assert engine.answer_copy == 50.0
     retrieval = engine.retrieve(TEXT, QUESTION)
     alone = engine.answer_from(retrieval, max_new_tokens=8)
     streamed = "".join(engine.stream_answer_from(retrieval, max_new_tokens=8))
@@ -113,3 +131,56 @@ def test_copy_decoding_is_the_same_alone_streamed_and_batched(tiny):
     assert words and words <= set(re.findall(r"\w+", alone.quoted[0].text))
     free = tiny.with_options(answer_quote=1).answer_from(retrieval, max_new_tokens=8)
     assert not set(re.findall(r"\w+", free.text)) <= set(re.findall(r"\w+", alone.quoted[0].text))
+
+
+def test_gathering_adds_the_values_of_parallel_quoted_sentences():
+    quoted = [
+        "The special magic number for Orlan is 4412907.",
+        "The special magic number for Orlan is 1190335.",
+        "The special magic number for Orlen is 5550132.",
+        "The special magic number for Orlan is 7.25-B.",
+    ]
+    assert gather_values("4412907.", quoted) == ["1190335", "7.25-B"]
+    assert gather_values("Orlan's number is 1190335", quoted) == ["4412907", "7.25-B"]
+    # A look-alike key is another statement: it never joins.
+    assert gather_values("5550132", quoted) == []
+    assert gather_values("4412907", quoted[:1]) == []
+    assert gather_values("no value here", quoted) == []
+
+
+HAY = (
+    "The committee met on a rainy morning and reviewed the harbour plans. "
+    "Several members asked about the cost of dredging the old channel. "
+    "The mayor said the ferry timetable would change in the spring. "
+    "A local bakery offered to cater the opening of the new pier. "
+)
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_the_embedded_reader_gathers_every_value(engine, plain):
+    values = ["4412907", "1190335", "8023416", "6675021"]
+    parts = [HAY * 2]
+    for value in values:
+        parts += [f"One of the special magic numbers for Orlan is {value}. ", HAY]
+    text = "".join(parts)
+    options = PLAIN if plain else {}
+    answer = engine.with_options(**options).answer(
+        text, "What are all the special magic numbers for Orlan?", max_new_tokens=48
+    )
+    found = [v for v in values if v in answer.text]
+    if plain:
+        assert len(found) < len(values)  # the paper's answer step names only some of them
+    else:
+        assert found == values, answer.text
+
+
+def test_the_embedded_reader_picks_the_asked_look_alike(engine):
+    keys = {"Bronton": "4412907", "Brenton": "1190335", "Brontan": "8023416", "Branton": "6675021"}
+    parts = [HAY]
+    for key, value in keys.items():
+        parts += [f"The approved budget code for {key} is {value}. ", HAY]
+    text = "".join(parts)
+    for key, value in keys.items():
+        answer = engine.answer(text, f"What is the approved budget code for {key}?")
+        named = [v for v in keys.values() if v in answer.text]
+        assert named == [value], (key, answer.text)

@@ -367,7 +367,9 @@ def test_answer_reads_the_sources_and_reports_usage(tiny):
     usage = answer.usage
     assert usage.scan_tokens == retrieval.stats.tokens_processed > 0
     assert usage.answer_prompt_tokens == len(tiny.answer_prompt(retrieval, 4).ids)
-    assert usage.prompt_tokens == usage.scan_tokens + usage.answer_prompt_tokens
+    assert usage.prompt_tokens == (
+        usage.scan_tokens + usage.rescore_tokens + usage.answer_prompt_tokens
+    )
     assert 0 < usage.completion_tokens <= 4
 
 
@@ -407,7 +409,7 @@ def test_pieces_stop_once_cancelled_and_close_the_stream(engine):
 
 
 def test_total_usage_adds_every_count():
-    total = core.total_usage([Usage(10, 5, 2), Usage(0, 7, 3)])
-    assert total == Usage(10, 12, 5)
-    assert total.prompt_tokens == 22 and total.total_tokens == 27
+    total = core.total_usage([Usage(10, 5, 2), Usage(0, 7, 3, 4)])
+    assert total == Usage(10, 12, 5, 4)
+    assert total.prompt_tokens == 26 and total.total_tokens == 31
     assert core.total_usage([]) == Usage()

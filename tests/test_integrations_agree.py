@@ -91,7 +91,9 @@ def test_both_llms_split_alike_and_report_the_same_usage(engine, prompt):
     assert usage.scan_tokens == 0 if not sources else usage.scan_tokens > 0
     prompt_ids = engine.answer_prompt(reference.retrieval, MAX_TOKENS).ids
     assert usage.answer_prompt_tokens == len(prompt_ids)
-    assert usage.prompt_tokens == usage.scan_tokens + usage.answer_prompt_tokens
+    assert usage.prompt_tokens == (
+        usage.scan_tokens + usage.rescore_tokens + usage.answer_prompt_tokens
+    )
     assert usage.completion_tokens == MAX_TOKENS  # the tiny model never ends its turn early
 
 

@@ -29,11 +29,12 @@ OTHER_VALUES = {
     "prep_workers": 0,
     "cuda_graphs": False,
     "batch_size": 3,
-    "answer_sentences": 4,
-    "answer_rescore": True,
+    "answer_sentences": None,
+    "answer_rescore": False,
     "answer_quote": 2,
     "answer_quote_margin": 0.25,
-    "answer_copy": 3.0,
+    "answer_copy": 0.0,
+    "answer_gather": False,
 }
 
 # A bad value for every setting.
@@ -55,6 +56,7 @@ BAD_VALUES = {
     "answer_quote": -1,
     "answer_quote_margin": "wide",
     "answer_copy": float("inf"),
+    "answer_gather": "yes",
 }
 
 

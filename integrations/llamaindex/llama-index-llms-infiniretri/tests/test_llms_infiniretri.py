@@ -57,9 +57,11 @@ def test_stream_complete_and_complete_agree(llm, prompt, needle, counter, engine
     # Every token the model read: each scan step's prompt, then the answer prompt.
     stats = completed.raw["stats"]
     assert usage["scan_tokens"] == stats["tokens_processed"] >= stats["tokens_read"] > 0
-    assert usage["prompt_tokens"] == usage["scan_tokens"] + usage["answer_prompt_tokens"]
+    assert usage["prompt_tokens"] == (
+        usage["scan_tokens"] + usage["rescore_tokens"] + usage["answer_prompt_tokens"]
+    )
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
-    assert completed.additional_kwargs["cache_tokens"] < usage["answer_prompt_tokens"]
+    assert usage["rescore_tokens"] > completed.additional_kwargs["cache_tokens"]
     # LlamaIndex's token counting reads the usage.
     assert counter.prompt_llm_token_count == usage["prompt_tokens"]
     assert counter.completion_llm_token_count == usage["completion_tokens"]

@@ -88,7 +88,9 @@ def test_source_nodes_are_the_cache_one_sentence_each_in_document_order(
     usage = stats["usage"]  # infiniretri.Usage: every token the model read, and wrote
     assert 0 < usage["completion_tokens"] <= MAX_NEW_TOKENS
     assert usage["scan_tokens"] == stats["tokens_processed"]
-    assert usage["prompt_tokens"] == usage["scan_tokens"] + usage["answer_prompt_tokens"]
+    assert usage["prompt_tokens"] == (
+        usage["scan_tokens"] + usage["rescore_tokens"] + usage["answer_prompt_tokens"]
+    )
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     # The cache is a selection: fewer sentences and tokens than were read.
     assert len(nodes) < stats["sentences_read"]

@@ -1,0 +1,81 @@
+"""Gathering every value: the quoted sentences that say the same thing with another value.
+
+A small reader asked for all the values of one key names one of them, even when the quote holds
+several sentences that give them. After the answer, :func:`gather_values` finds the quoted
+sentence the answer copied its value from, and every other quoted sentence that reads the same
+word for word except for that value: the same statement about the same subject. Their values
+are added to the answer. Sentences that differ anywhere else (another subject, another
+relation) add nothing, so a look-alike needle with another key never joins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_WORD = re.compile(r"\w[\w'-]*|[^\w\s]")
+
+GATHER_LEAD = " Other values: "
+"""Put before the values gathered from parallel sentences."""
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _WORD.finditer(text)]
+
+
+def _find(words: list[str], part: list[str]) -> int:
+    for i in range(len(words) - len(part) + 1):
+        if words[i : i + len(part)] == part:
+            return i
+    return -1
+
+
+def _is_word(token: str) -> bool:
+    return bool(re.match(r"\w", token))
+
+
+def _source(answer: list[str], sentences: list[list[str]]) -> tuple[int, int, int] | None:
+    """``(sentence, start, end)``: the longest run of the answer's words (starting and ending
+    with a word) that occurs in exactly one quoted sentence, where the answer took its value."""
+    for size in range(len(answer), 0, -1):
+        for a in range(len(answer) - size + 1):
+            part = answer[a : a + size]
+            if not (_is_word(part[0]) and _is_word(part[-1])):
+                continue
+            hits = [(i, _find(words, part)) for i, words in enumerate(sentences)]
+            hits = [(i, at) for i, at in hits if at >= 0]
+            if len(hits) == 1:
+                i, at = hits[0]
+                return i, at, at + size
+    return None
+
+
+def gather_values(answer: str, quoted: Sequence[str]) -> list[str]:
+    """Values that other quoted sentences give in the place of the answer's value."""
+    answer_words = _words(answer)
+    if not answer_words or len(quoted) < 2:
+        return []
+    sentences = [_words(q) for q in quoted]
+    found = _source(answer_words, sentences)
+    if found is None:
+        return []
+    source_index, start, end = found
+    source = sentences[source_index]
+    value = source[start:end]
+    prefix, suffix = source[:start], source[end:]
+    extra: list[str] = []
+    for i, words in enumerate(sentences):
+        if i == source_index or len(words) <= len(prefix) + len(suffix):
+            continue
+        if words[: len(prefix)] != prefix or words[len(words) - len(suffix) :] != suffix:
+            continue
+        other = words[len(prefix) : len(words) - len(suffix)]
+        spans = _spans(quoted[i])
+        text = quoted[i][spans[len(prefix)][0] : spans[len(words) - len(suffix) - 1][1]]
+        if other != value and text not in extra and text not in answer:
+            extra.append(text)
+    return extra

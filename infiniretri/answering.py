@@ -15,7 +15,7 @@ from .evidence import choose_evidence
 from .gathering import GATHER_LEAD, gather_values
 from .generation import GenerationCounter, greedy_batch, stream_greedy
 from .model_context import ModelContext
-from .prompt import QUOTE_END, QUOTE_LEAD, QUOTE_STOP, PromptLayout
+from .prompt import QUOTE_END, QUOTE_LEAD, QUOTE_STOPS, PromptLayout
 from .results import Answer, Retrieval, Usage
 from .settings import EngineSettings
 
@@ -33,6 +33,8 @@ class AnswerPrompt:
     """Token ids the answer is encouraged to copy from (``answer_copy``; empty: off)."""
     quoted: tuple[int, ...] = ()
     """Indices of the retrieval's sentences quoted at the start of the answer."""
+    shown: tuple[int, ...] = ()
+    """Indices of the retrieval's sentences the prompt holds."""
     rescore_tokens: int = 0
     """Tokens of the forward that re-scored the cache (``answer_rescore``), else 0."""
 
@@ -108,19 +110,24 @@ class Answerer:
             source = evidence.quoted or evidence.shown
             spans = tuple(tuple(retrieval.token_ids[k]) for k in source)
         return AnswerPrompt(
-            ids, min(max_new_tokens, room), spans, tuple(evidence.quoted), rescore_tokens
+            ids,
+            min(max_new_tokens, room),
+            copy_spans=spans,
+            quoted=tuple(evidence.quoted),
+            shown=tuple(evidence.shown),
+            rescore_tokens=rescore_tokens,
         )
 
     def _gathered(self, retrieval: Retrieval, prompt: AnswerPrompt, text: str) -> str:
-        """The values of parallel quoted sentences, to follow the answer (``answer_gather``)."""
-        if not self.settings.answer_gather or len(prompt.quoted) < 2:
+        """The values of parallel shown sentences, to follow the answer (``answer_gather``)."""
+        if not self.settings.answer_gather or not prompt.quoted or len(prompt.shown) < 2:
             return ""
-        values = gather_values(text, [retrieval.sentences[k].text for k in prompt.quoted])
+        values = gather_values(text, [retrieval.sentences[k].text for k in prompt.shown])
         return f"{GATHER_LEAD}{', '.join(values)}." if values else ""
 
     def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:
-        """A quoted answer is the line after the quote: it ends at the first line break."""
-        return (*stops, QUOTE_STOP) if self.settings.answer_quote else stops
+        """A quoted answer is the first sentence after the quote."""
+        return (*stops, *QUOTE_STOPS) if self.settings.answer_quote else stops
 
     def _encode(self, text: str) -> list[int]:
         return list(self.context.tokenizer(text, add_special_tokens=False)["input_ids"])

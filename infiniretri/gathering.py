@@ -1,8 +1,8 @@
-"""Gathering every value: the quoted sentences that say the same thing with another value.
+"""Gathering every value: the evidence sentences that say the same thing with another value.
 
-A small reader asked for all the values of one key names one of them, even when the quote holds
-several sentences that give them. After the answer, :func:`gather_values` finds the quoted
-sentence the answer copied its value from, and every other quoted sentence that reads the same
+A small reader asked for all the values of one key names one of them, even when its evidence
+holds several sentences that give them. After the answer, :func:`gather_values` finds the
+sentence the answer copied its value from, and every other evidence sentence that reads the same
 word for word except for that value: the same statement about the same subject. Their values
 are added to the answer. Sentences that differ anywhere else (another subject, another
 relation) add nothing, so a look-alike needle with another key never joins.
@@ -65,17 +65,23 @@ def gather_values(answer: str, quoted: Sequence[str]) -> list[str]:
         return []
     source_index, start, end = found
     source = sentences[source_index]
-    value = source[start:end]
-    prefix, suffix = source[:start], source[end:]
     extra: list[str] = []
     for i, words in enumerate(sentences):
-        if i == source_index or len(words) <= len(prefix) + len(suffix):
+        if i == source_index:
             continue
-        if words[: len(prefix)] != prefix or words[len(words) - len(suffix) :] != suffix:
+        # The two sentences agree word for word outside one span each; the source's span must
+        # lie inside the run the answer copied (it is the value), the other's is its value.
+        head = 0
+        while head < min(len(words), len(source)) and words[head] == source[head]:
+            head += 1
+        tail = 0
+        most = min(len(words), len(source)) - head
+        while tail < most and words[-1 - tail] == source[-1 - tail]:
+            tail += 1
+        if not (start <= head < len(source) - tail <= end) or head >= len(words) - tail:
             continue
-        other = words[len(prefix) : len(words) - len(suffix)]
         spans = _spans(quoted[i])
-        text = quoted[i][spans[len(prefix)][0] : spans[len(words) - len(suffix) - 1][1]]
-        if other != value and text not in extra and text not in answer:
+        text = quoted[i][spans[head][0] : spans[len(words) - tail - 1][1]]
+        if text not in extra and text not in answer:
             extra.append(text)
     return extra

@@ -15,10 +15,10 @@ DEFAULT_PROMPT = (
 
 QUOTE_LEAD = 'The text says: "'
 QUOTE_END = '"\nSo the answer is:'
-QUOTE_STOP = "\n"
+QUOTE_STOPS = ("\n", ". ")
 """Around the sentences the answer step quotes (``answer_quote``): the assistant's turn starts
-with them, and the model writes its answer after ``QUOTE_END``, on that line (``QUOTE_STOP``
-ends it)."""
+with them, and the model writes its answer after ``QUOTE_END``: one sentence (it ends at a line
+break or a full stop, ``QUOTE_STOPS``)."""
 
 _CONTEXT_MARK = "\u2063CONTEXT\u2063"
 _QUESTION_MARK = "\u2063QUESTION\u2063"

@@ -189,8 +189,8 @@ class EngineSettings:
     )
     answer_gather: bool = setting(
         True,
-        "after the answer, add the values of quoted sentences that read the same as its source "
-        "sentence but for the value",
+        "after a quoted answer, add the values of shown sentences that read the same as its "
+        "source sentence but for the value",
         _boolean,
     )
     batch_size: int = setting(

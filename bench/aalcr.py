@@ -51,7 +51,7 @@ from .common import (
     read_jsonl,
     write_json,
 )
-from .engine_setup import ENGINE_OPTIONS, engine_settings, read_options
+from .engine_setup import engine_settings, parse_options
 from .hotpotqa import _engine, mean, run_tasks, truncate_by_score
 from .tables import paired_differences
 
@@ -361,20 +361,6 @@ def paired(items: list[dict[str, Any]], budgets) -> list[dict[str, Any]]:
 
 
 # =========================================================================== report
-def parse_options(value: str | None) -> dict[str, Any]:
-    """Engine options: inline JSON (``'{"chunk_tokens": 2048}'``) or a tuning/settings file."""
-    if not value:
-        return {}
-    if value.lstrip().startswith("{"):
-        data = json.loads(value)
-        chosen = data.get("chosen", data)
-        unknown = sorted(set(chosen) - set(ENGINE_OPTIONS))
-        if unknown:
-            raise SystemExit(f"--options: unknown engine settings {unknown}")
-        return dict(chosen)
-    return read_options(value)
-
-
 def report(args: argparse.Namespace) -> Path:
     """Every method on the chosen split; InfiniRetri scans on ``--device``."""
     deadline = Deadline(args.deadline)

@@ -42,3 +42,17 @@ def read_options(path: str | os.PathLike | None) -> dict[str, Any]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     chosen = data.get("chosen", data)
     return {k: chosen[k] for k in ENGINE_OPTIONS if k in chosen}
+
+
+def parse_options(value: str | None) -> dict[str, Any]:
+    """Engine settings from a JSON file (``{"chosen": {...}}`` or plain) or inline JSON."""
+    if not value:
+        return {}
+    if value.lstrip().startswith("{"):
+        data = json.loads(value)
+        chosen = data.get("chosen", data)
+        unknown = sorted(set(chosen) - set(ENGINE_OPTIONS))
+        if unknown:
+            raise SystemExit(f"--options: unknown engine settings {unknown}")
+        return dict(chosen)
+    return read_options(value)

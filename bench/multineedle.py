@@ -42,7 +42,7 @@ from .common import (
     read_jsonl,
     write_json,
 )
-from .engine_setup import ENGINE_OPTIONS, engine_settings, load_engine, read_options
+from .engine_setup import engine_settings, load_engine, parse_options
 from .multineedle_data import HAYSTACKS, LENGTHS, TASKS, TEMPLATES, load_source, make_case
 
 DATA_DIR = BENCH_DIR / "data"
@@ -52,20 +52,6 @@ ANSWER_CHARS = 400
 
 
 # =========================================================================== options
-def parse_options(value: str | None) -> dict[str, Any]:
-    """Engine settings from a JSON file (``{"chosen": {...}}`` or plain) or inline JSON."""
-    if not value:
-        return {}
-    if value.lstrip().startswith("{"):
-        data = json.loads(value)
-        chosen = data.get("chosen", data)
-        unknown = sorted(set(chosen) - set(ENGINE_OPTIONS))
-        if unknown:
-            raise SystemExit(f"--options: unknown engine settings {unknown}")
-        return dict(chosen)
-    return read_options(value)
-
-
 # =========================================================================== one case
 def run_case(engine, case, max_new_tokens: int) -> dict[str, Any]:
     """Answer one case through ``engine.answer`` and score it."""

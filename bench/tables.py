@@ -235,7 +235,10 @@ ANSWER_LABELS = {
     "q1c3": "quote the best sentence, copy bonus 3",
     "q4m1c3": "quote up to 4 (margin 1.0), copy 3",
     "r_q4m1c3": "re-score, quote up to 4 (margin 1.0), copy 3",
-    "r_s8_q4m05c3": "re-score, best 8 shown, quote up to 4 (margin 0.5), copy 3 (the defaults, before value gathering was added)",
+    "r_s8_q4m05c3": (
+        "re-score, best 8 shown, quote up to 4 (margin 0.5), copy 3 (the defaults, before "
+        "value gathering and the one-sentence stop)"
+    ),
 }
 
 

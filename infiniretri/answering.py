@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .copying import CopyBias
 from .evidence import choose_evidence
-from .gathering import GATHER_LEAD, gather_values
+from .gathering import GATHER_END, GATHER_LEAD, gather_values
 from .generation import GenerationCounter, greedy_batch, stream_greedy
 from .model_context import ModelContext
 from .prompt import QUOTE_END, QUOTE_LEAD, QUOTE_STOPS, PromptLayout
@@ -123,7 +123,7 @@ class Answerer:
         if not self.settings.answer_gather or not prompt.quoted or len(prompt.shown) < 2:
             return ""
         values = gather_values(text, [retrieval.sentences[k].text for k in prompt.shown])
-        return f"{GATHER_LEAD}{', '.join(values)}." if values else ""
+        return f"{GATHER_LEAD}{', '.join(values)}{GATHER_END}" if values else ""
 
     def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:
         """A quoted answer is the first sentence after the quote."""

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 _WORD = re.compile(r"\w[\w'-]*|[^\w\s]")
 
-GATHER_LEAD = " Other values: "
-"""Put before the values gathered from parallel sentences."""
+GATHER_LEAD, GATHER_END = " (other values: ", ")"
+"""Around the values gathered from parallel sentences, after the answer."""
 
 
 def _words(text: str) -> list[str]:
@@ -80,6 +80,8 @@ def gather_values(answer: str, quoted: Sequence[str]) -> list[str]:
             tail += 1
         if not (start <= head < len(source) - tail <= end) or head >= len(words) - tail:
             continue
+        if head + tail < max(2, len(source) // 2):
+            continue  # too little in common: another statement, not the same one
         spans = _spans(quoted[i])
         text = quoted[i][spans[head][0] : spans[len(words) - tail - 1][1]]
         if text not in extra and text not in answer:

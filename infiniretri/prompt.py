@@ -13,8 +13,8 @@ DEFAULT_PROMPT = (
     "Read the text and answer the question. Be concise.\n\n{context}\n\nQuestion: {question}"
 )
 
-QUOTE_LEAD = 'The text says: "'
-QUOTE_END = '"\nSo the answer is:'
+QUOTE_LEAD = 'Quote: "'
+QUOTE_END = '"\nAnswer:'
 QUOTE_STOPS = ("\n", ". ")
 """Around the sentences the answer step quotes (``answer_quote``): the assistant's turn starts
 with them, and the model writes its answer after ``QUOTE_END``: one sentence (it ends at a line

@@ -146,6 +146,9 @@ def test_gathering_adds_the_values_of_parallel_quoted_sentences():
     assert gather_values("5550132", quoted) == []
     assert gather_values("4412907", quoted[:1]) == []
     assert gather_values("no value here", quoted) == []
+    # An answer that copies its whole source sentence gathers only from parallel ones.
+    mixed = [*quoted[:2], "I think the harbour is lovely in spring."]
+    assert gather_values(quoted[0], mixed) == ["1190335"]
 
 
 HAY = (

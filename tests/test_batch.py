@@ -36,8 +36,10 @@ def assert_same_retrieval(batch, single):
     assert [(s.text, s.doc_index, s.char_start, s.char_end) for s in batch.sentences] == [
         (s.text, s.doc_index, s.char_start, s.char_end) for s in single.sentences
     ]
+    # Scores are standardised per prompt (lexical fusion): the float noise of a padded batch
+    # (relative 1e-5 in the attention) grows where a score is close to the prompt's mean.
     for a, b in zip(batch.sentences, single.sentences):
-        assert a.score == pytest.approx(b.score, rel=1e-4, abs=1e-6)
+        assert a.score == pytest.approx(b.score, rel=1e-3, abs=1e-4)
     assert batch.token_ids == single.token_ids
     for field in ("tokens_read", "forward_passes", "tokens_processed", "cache_tokens"):
         assert getattr(batch.stats, field) == getattr(single.stats, field), field

@@ -45,7 +45,10 @@ def silent(tiny):
     model = copy.deepcopy(tiny.model)
     with torch.no_grad():
         model.model.norm.weight.zero_()  # all logits 0: token 0 (<|endoftext|>) wins
-    return InfiniRetri(model, tiny.tokenizer, chunk_tokens=64, top_k_tokens=24, retrieval_layer=1)
+    # Free decoding: a copy bonus would lift the evidence's tokens above token 0.
+    return InfiniRetri(
+        model, tiny.tokenizer, chunk_tokens=64, top_k_tokens=24, retrieval_layer=1, answer_copy=0.0
+    )
 
 
 NUL_TEXT = "Readable start. \x00\x00\x00 binary junk."

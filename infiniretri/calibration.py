@@ -164,17 +164,13 @@ def rank_layers(
 
     ``score_units(trial, layers)`` returns, per layer, one score per sentence of the trial.
     """
-    rng = random.Random(seed)
     layers = tuple(range(num_layers))
-    totals = dict.fromkeys(layers, 0.0)
-    for _ in range(trials):
-        trial = make_trial(rng)
+
+    def per_group(trial: NeedleTrial) -> list[list[float]]:
         per_layer = score_units(trial, layers)
-        for layer, scores in per_layer.items():
-            needle = scores[trial.needle_index]
-            rank = 1 + sum(1 for s in scores if s > needle)
-            totals[layer] += 1.0 / rank
-    return {layer: total / trials for layer, total in totals.items()}
+        return [per_layer[layer] for layer in layers]
+
+    return dict(zip(layers, rank_groups(per_group, num_layers, trials=trials, seed=seed)))
 
 
 def rank_groups(

@@ -517,13 +517,19 @@ class InfiniRetri:
             return self.context.auto_heads
         key = model_key(self.model)
         heads = stored_heads(key)
-        if heads is None or not all(
-            0 <= layer < self.num_layers and 0 <= head < self.context.heads for layer, head in heads
-        ):
+        readout = None
+        if heads is not None:
+            readout = Readout.heads(heads)
+            try:
+                readout.check(self.num_layers, self.context.heads)
+            except ValueError:  # stored for another shape of model: calibrate again
+                readout = None
+        if readout is None:
             heads = best_heads(self.calibrate_heads())
             store_heads(key, heads)
-        self.context.auto_heads = Readout.heads(heads)
-        return self.context.auto_heads
+            readout = Readout.heads(heads)
+        self.context.auto_heads = readout
+        return readout
 
     def _calibrated_layer(self) -> int:
         if self.context.auto_layer is not None:

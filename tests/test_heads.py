@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from infiniretri import EngineSettings, InfiniRetri
-from infiniretri.attention import capture, question_attention
+from infiniretri.attention import capture, install_capture, question_attention
 from infiniretri.calibration import best_heads, stored_heads
 from infiniretri.readout import Readout
 from infiniretri.testing import tiny_model
@@ -38,6 +38,7 @@ def test_per_head_attention_sums_to_the_all_heads_sum():
 
 def test_capture_of_chosen_heads_matches_the_layer_sum(tiny_llama):
     model, tokenizer = tiny_llama
+    install_capture(model)  # as ModelContext does (idempotent)
     ids = torch.tensor([tokenizer(TEXT, add_special_tokens=False)["input_ids"][:80]])
     rows, valid = torch.arange(70, 80)[None], torch.ones(1, 10)
     summed = capture(model, ids, rows, valid, (1, 2))

@@ -54,9 +54,18 @@ ABLATION = {
     "paper": {"retrieval_heads": "all", "lexical_weight": 0.0},
     "heads": {"lexical_weight": 0.0},
     "fusion": {"retrieval_heads": "all"},
+    "baseline": {"score_baseline": True},
+    "position": {"score_position": True},
+    "baseline_position": {"score_baseline": True, "score_position": True},
+    "heads_baseline": {"lexical_weight": 0.0, "score_baseline": True},
+    "heads_position": {"lexical_weight": 0.0, "score_position": True},
+    "rows_end": {"question_rows": "end"},
+    "rows_all": {"question_rows": "all"},
 }
 """Engine variants run beside the defaults (at the first chunk size): each scoring component
-of the defaults (retrieval heads, lexical fusion) off in turn; ``paper`` has both off."""
+of the defaults (retrieval heads, lexical fusion) off in turn (``paper`` has both off), and each
+attention correction (content-free baseline, position and sinks, query rows) on in turn, with
+and without fusion."""
 ADOPT_RECALL_GAIN = 0.01
 ADOPT_F1_GAIN = 0.02
 SYNTHETIC_GUARD = 0.9
@@ -349,6 +358,7 @@ def _item_runs(
     budgets,
     full_prompt,
     variants=(),
+    variant_answers=True,
 ):
     """Selections and prompts of every method for one item (answers filled in later)."""
     from .reader import selection_prompt, unit_ids
@@ -390,18 +400,18 @@ def _item_runs(
                         "scan_seconds": round(r.stats.seconds, 4),
                     }
                 )
-            runs.append(
-                {
-                    "method": f"infiniretri_c{chunk}" + (f"_{variant}" if variant else ""),
-                    "budget": budget if budget is not None else "natural",
-                    "selected_tokens": r.stats.cache_tokens,
-                    "hits": found(doc.gold, ir_spans(r)),
-                    "prompt": selection_prompt(engine, r.token_ids, doc.question),
-                    "scan_tokens_processed": r.stats.tokens_processed,
-                    "scan_forward_passes": r.stats.forward_passes,
-                    "scan_seconds": round(r.stats.seconds, 4),
-                }
-            )
+            run = {
+                "method": f"infiniretri_c{chunk}" + (f"_{variant}" if variant else ""),
+                "budget": budget if budget is not None else "natural",
+                "selected_tokens": r.stats.cache_tokens,
+                "hits": found(doc.gold, ir_spans(r)),
+                "scan_tokens_processed": r.stats.tokens_processed,
+                "scan_forward_passes": r.stats.forward_passes,
+                "scan_seconds": round(r.stats.seconds, 4),
+            }
+            if variant is None or variant_answers:
+                run["prompt"] = selection_prompt(engine, r.token_ids, doc.question)
+            runs.append(run)
     prompt, kept, truncated = full_prompt(doc)
     runs.append(
         {
@@ -416,7 +426,9 @@ def _item_runs(
     return runs
 
 
-def _report_block(base, records, chunk_sizes, batch_size, variants=()) -> list[dict[str, Any]]:
+def _report_block(
+    base, records, chunk_sizes, batch_size, variants=(), variant_answers=True
+) -> list[dict[str, Any]]:
     """Every method on a block of report items, answers read in batches."""
     from .reader import full_context_prompt, read_batch
 
@@ -444,6 +456,7 @@ def _report_block(base, records, chunk_sizes, batch_size, variants=()) -> list[d
             BUDGETS,
             lambda d: full_context_prompt(base, d.text, d.question, MAX_NEW_TOKENS),
             variants,
+            variant_answers,
         )
         block_runs.append((record, doc, runs))
     prompts = [run["prompt"] for _, _, runs in block_runs for run in runs if "prompt" in run]
@@ -458,6 +471,8 @@ def _report_block(base, records, chunk_sizes, batch_size, variants=()) -> list[d
     items = []
     for record, doc, runs in block_runs:
         for run in runs:
+            if "prompt" not in run:  # a variant scored for recall alone
+                continue
             text = run.pop("text") if "text" in run else next(answers)
             prompt = run.pop("prompt")
             run["prompt_tokens"] = prompt if isinstance(prompt, int) else len(prompt)
@@ -479,20 +494,20 @@ def _report_block(base, records, chunk_sizes, batch_size, variants=()) -> list[d
 def report(args: argparse.Namespace) -> Path:
     """All methods on the report split, at every budget and chunk size."""
     deadline = Deadline(args.deadline)
-    records = load_prepared("report", args.limit)
+    records = load_prepared(args.split, args.limit)
     add_dense_rankings(records, args.device)
     options = read_options(args.options)
     settings = engine_settings(
         _engine(args.device, args.dtype, json.dumps(options, sort_keys=True))
     )
-    checkpoint = Path(args.checkpoint or CACHE_DIR / f"hotpotqa_report_{args.device}.jsonl")
+    checkpoint = Path(args.checkpoint or CACHE_DIR / f"hotpotqa_{args.split}_{args.device}.jsonl")
     done = {r["qid"]: r for r in read_jsonl(checkpoint)}
     todo = [r for r in records if r["qid"] not in done]
     print(f"report: {len(done)} done, {len(todo)} to go", file=sys.stderr)
     chunk_sizes = tuple(args.chunk_sizes)
     variants = tuple(args.variants)
     tasks = [
-        (todo[i : i + args.block], chunk_sizes, args.batch_size, variants)
+        (todo[i : i + args.block], chunk_sizes, args.batch_size, variants, args.variant_answers)
         for i in range(0, len(todo), args.block)
     ]
     for block in run_tasks(_report_block, tasks, args, options, deadline):
@@ -503,7 +518,7 @@ def report(args: argparse.Namespace) -> Path:
 
     items = [done[r["qid"]] for r in records if r["qid"] in done]
     payload = {
-        "split": "report",
+        "split": args.split,
         "items_total": len(records),
         "items_done": len(items),
         "budgets": list(BUDGETS),
@@ -538,9 +553,11 @@ def summarize(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "n": len(pairs),
             "recall": mean(s[0] for s in stats) if stats else None,
             "all_found": mean(float(s[1]) for s in stats) if stats else None,
-            "f1": mean(run["f1"] for _, run in pairs),
+            "f1": mean(run["f1"] for _, run in pairs if "f1" in run),
             "selected_tokens": mean(run["selected_tokens"] for _, run in pairs),
-            "reader_prompt_tokens": mean(run["prompt_tokens"] for _, run in pairs),
+            "reader_prompt_tokens": mean(
+                run["prompt_tokens"] for _, run in pairs if "prompt_tokens" in run
+            ),
             "doc_tokens": mean(item["doc_tokens"] for item, _ in pairs),
         }
         if method.startswith("infiniretri"):
@@ -571,6 +588,18 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(ABLATION),
         default=sorted(ABLATION),
         help="ablation variants of the engine run beside its defaults (report)",
+    )
+    parser.add_argument(
+        "--variant-answers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read answers for the ablation variants too (report; off: recall only)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("report", "dev"),
+        default="report",
+        help="split the report stage reads (dev: choose defaults on it)",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="reader batch")
     parser.add_argument("--block", type=int, default=25, help="items per task and checkpoint")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .copying import CopyBias
+from .debias import CONTENT_FREE_QUESTION
 from .evidence import choose_evidence
 from .gathering import GATHER_END, GATHER_LEAD, gather_values
 from .generation import GenerationCounter, greedy_batch, stream_greedy
@@ -133,8 +134,11 @@ class Answerer:
         return list(self.context.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _rescore_tokens(self, retrieval: Retrieval) -> int:
-        cache = sum(len(ids) for ids in retrieval.token_ids)
-        return cache + self.layout.overhead + len(self.question_ids(retrieval.question))
+        prompt = sum(len(ids) for ids in retrieval.token_ids) + self.layout.overhead
+        tokens = prompt + len(self.question_ids(retrieval.question))
+        if self.settings.score_baseline:  # the content-free question's prompt beside it
+            tokens += prompt + len(self.question_ids(CONTENT_FREE_QUESTION))
+        return tokens
 
     def _copy(self, prompt: AnswerPrompt) -> CopyBias | None:
         if not prompt.copy_spans:

@@ -29,10 +29,11 @@ from .calibration import (
     stored_heads,
     stored_layer,
 )
-from .fusion import FusedScorer
+from .debias import CONTENT_FREE_QUESTION
 from .loading import load_model
 from .model_context import ModelContext
 from .prompt import PromptLayout
+from .ranking import ranking_scorer
 from .readout import Readout
 from .results import Answer, Retrieval, Sentence
 from .scan import MIN_CACHE_TOKENS, ScanItem, Scanner
@@ -131,12 +132,12 @@ class InfiniRetri:
         self.segmenter = prep.segmenter
         self.attention_scorer = WindowScorer(settings.phrase_tokens, settings.top_k_tokens)
         """The paper's scorer on attention alone (what calibrations rank layers and heads by)."""
-        self.scorer: Scorer = (
-            FusedScorer(self.attention_scorer, float(settings.lexical_weight))
-            if settings.lexical_weight
-            else self.attention_scorer
-        )
+        self.scorer: Scorer = ranking_scorer(settings, self.attention_scorer)
         """Turns captured attention (and the words in view) into kept sentences."""
+        self.baseline_ids: list[int] | None = (
+            self.question_ids(CONTENT_FREE_QUESTION) if settings.score_baseline else None
+        )
+        """The content-free question beside each prompt (``score_baseline``), else ``None``."""
         self.scanner = Scanner(
             context,
             self.layout,
@@ -146,6 +147,8 @@ class InfiniRetri:
             max_cache_tokens=settings.max_cache_tokens,
             batch_size=settings.batch_size,
             graphs=settings.cuda_graphs,
+            rows=settings.question_rows,
+            baseline_ids=self.baseline_ids,
         )
         self.answerer = Answerer(context, self.layout, self.question_ids, settings, self.rescore)
 
@@ -446,8 +449,17 @@ class InfiniRetri:
                 f"{self.context_window}-token window"
             )
         lengths, texts = [[len(u.ids) for u in units]], [[u.text for u in units]]
+        baseline = None
+        if self.baseline_ids is not None:
+            baseline = [self.layout.build(ids, self.baseline_ids)]
         with self.context.capture(
-            [prompt], lengths, readout, texts=texts, questions=[question]
+            [prompt],
+            lengths,
+            readout,
+            texts=texts,
+            questions=[question],
+            rows=self.settings.question_rows,
+            baseline=baseline,
         ) as captured:
             yield captured
 

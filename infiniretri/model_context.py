@@ -120,28 +120,38 @@ class ModelContext:
         graphs: bool = False,
         texts: Sequence[Sequence[str]] | None = None,
         questions: Sequence[str] | None = None,
+        rows: str = "question",
+        baseline: Sequence[BuiltPrompt] | None = None,
     ) -> Iterator[TokenScores]:
         """Run the prompts as one right-padded batch up to the readout's highest layer.
 
         Yields the :class:`TokenScores` of the readout's head groups: the attention each
-        position receives from its prompt's question rows, and the units (``unit_lengths``)
-        each context holds (and, when given, their ``texts`` and the prompts' ``questions``).
+        position receives from its prompt's query ``rows`` (see
+        :data:`~infiniretri.prompt.QUESTION_ROWS`), and the units (``unit_lengths``) each
+        context holds (and, when given, their ``texts`` and the prompts' ``questions``).
+        ``baseline``: one prompt per prompt, same context, a content-free question; run in the
+        same batch, its attention comes back as ``TokenScores.baseline``.
         The tensors stay valid until the context exits (a CUDA graph's outputs are reused).
         """
         runner = self.runner(graphs)
+        batch = [*prompts, *(baseline or ())]
         with runner.session():
             values = runner.scores(
-                [p.ids for p in prompts],
-                [range(p.question_start, p.question_end) for p in prompts],
+                [p.ids for p in batch],
+                [p.rows(rows) for p in batch],
                 readout.layers_read,
                 readout.head_map,
             )
+            gathered = readout.gather(values)
+            n = len(prompts)
             yield TokenScores(
-                readout.gather(values),
+                gathered[:n] if baseline else gathered,
                 [p.context_start for p in prompts],
                 [list(u) for u in unit_lengths],
-                [float(p.question_end - p.question_start) for p in prompts],
+                [float(len(p.rows(rows))) for p in prompts],
                 readout.group_heads(self.heads),
                 None if texts is None else [list(t) for t in texts],
                 None if questions is None else list(questions),
+                gathered[n : 2 * n] if baseline else None,
+                [float(len(p.rows(rows))) for p in baseline] if baseline else None,
             )

@@ -35,6 +35,11 @@ def check_template(prompt_template: object) -> None:
         )
 
 
+QUESTION_ROWS = ("question", "end", "all")
+"""Which prompt rows query the context: the question's tokens; the template's end after the
+question (where the model starts its answer); or both."""
+
+
 @dataclass(frozen=True)
 class BuiltPrompt:
     """Token ids of one prompt and where its context and question sit."""
@@ -44,6 +49,16 @@ class BuiltPrompt:
     context_end: int
     question_start: int
     question_end: int
+
+    def rows(self, question_rows: str = "question") -> range:
+        """The query rows whose attention is read (see :data:`QUESTION_ROWS`)."""
+        if question_rows == "question":
+            return range(self.question_start, self.question_end)
+        if question_rows == "end":
+            return range(min(self.question_end, len(self.ids) - 1), len(self.ids))
+        if question_rows == "all":
+            return range(self.question_start, len(self.ids))
+        raise ValueError(f"question_rows must be one of {QUESTION_ROWS}, got {question_rows!r}")
 
 
 @dataclass(frozen=True)

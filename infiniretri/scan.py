@@ -87,6 +87,10 @@ class StepSettings:
     readout: Readout
     scorer: Scorer
     graphs: bool = True
+    rows: str = "question"
+    """Which prompt rows query the context (``question_rows``)."""
+    baseline_ids: list[int] | None = None
+    """A content-free question run beside each prompt (``score_baseline``), or ``None``."""
 
 
 class Scanner:
@@ -107,6 +111,8 @@ class Scanner:
         max_cache_tokens: int | None,
         batch_size: int,
         graphs: bool,
+        rows: str = "question",
+        baseline_ids: list[int] | None = None,
     ) -> None:
         self.context = context
         self.layout = layout
@@ -116,6 +122,8 @@ class Scanner:
         self.max_cache_tokens = max_cache_tokens
         self.batch_size = batch_size
         self.graphs = graphs
+        self.rows = rows
+        self.baseline_ids = baseline_ids
 
     def cache_budget(self, question_tokens: int) -> int:
         """Tokens the cache may hold next to a chunk and a question of this length."""
@@ -147,7 +155,15 @@ class Scanner:
         cancel: Any = None,
     ) -> None:
         """Scan every item to its end, reading ``readout``'s heads (:func:`run_scan`)."""
-        settings = StepSettings(self.layout, self.context, readout, self.scorer, self.graphs)
+        settings = StepSettings(
+            self.layout,
+            self.context,
+            readout,
+            self.scorer,
+            self.graphs,
+            self.rows,
+            self.baseline_ids,
+        )
         run_scan(items, settings, progress, cancel, self.batch_size)
 
 
@@ -194,6 +210,11 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
         settings.layout.build(context_ids(units), item.question_ids)
         for item, units in zip(items, candidates)
     ]
+    baseline = None
+    if settings.baseline_ids is not None:
+        baseline = [
+            settings.layout.build(context_ids(units), settings.baseline_ids) for units in candidates
+        ]
     lengths = [[len(u.ids) for u in units] for units in candidates]
     capture = settings.context.capture(
         prompts,
@@ -202,6 +223,8 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
         graphs=settings.graphs,
         texts=[[u.text for u in units] for units in candidates],
         questions=[item.question for item in items],
+        rows=settings.rows,
+        baseline=baseline,
     )
     with capture as captured:
         chunks = [item.upcoming for item in items]
@@ -216,6 +239,8 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
         item.sentences += len(chunk)
         item.passes += 1
         item.processed += len(prompt.ids)
+        if settings.baseline_ids is not None:  # the content-free prompt beside it
+            item.processed += len(prompt.ids) - len(item.question_ids) + len(settings.baseline_ids)
 
 
 def context_ids(units: list[Unit]) -> list[int]:

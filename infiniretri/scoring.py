@@ -33,6 +33,8 @@ class TokenScores:
     at ``context_starts[b]`` and holds units of ``unit_lengths[b]`` tokens, back to back;
     ``texts[b]`` are those units' texts and ``questions[b]`` the prompt's question (for scorers
     that read words as well as attention; ``None`` where the caller has no text).
+    ``baseline``, when the capture ran a content-free question beside each prompt (same
+    context, same positions), holds its ``(B, G, T)`` values and ``baseline_norms`` its rows.
     """
 
     values: torch.Tensor
@@ -42,6 +44,8 @@ class TokenScores:
     group_heads: list[int]
     texts: list[list[str]] | None = None
     questions: list[str] | None = None
+    baseline: torch.Tensor | None = None
+    baseline_norms: list[float] | None = None
 
     def __len__(self) -> int:
         return len(self.unit_lengths)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .prompt import DEFAULT_PROMPT, check_template
+from .prompt import DEFAULT_PROMPT, QUESTION_ROWS, check_template
 
 Check = Callable[[str, Any], None]
 
@@ -88,6 +88,14 @@ def _boolean(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
+def _choice(choices: tuple[str, ...]) -> Check:
+    def choice(name: str, value: Any) -> None:
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+    return choice
+
+
 def _template(name: str, value: Any) -> None:
     check_template(value)  # its messages name prompt_template
 
@@ -132,6 +140,23 @@ class EngineSettings:
         1.0,
         "weight of in-view BM25 fused with attention when ranking sentences (0: attention only)",
         _non_negative_number,
+    )
+    question_rows: str = setting(
+        "question",
+        "prompt rows whose attention is read: 'question' (its tokens), 'end' (the template "
+        "after it, where the answer starts) or 'all' (both)",
+        _choice(QUESTION_ROWS),
+    )
+    score_baseline: bool = setting(
+        False,
+        "subtract the attention a content-free question gives each token (ICR; one more "
+        "forward per step)",
+        _boolean,
+    )
+    score_position: bool = setting(
+        False,
+        "divide out each token's distance-to-question trend and cap attention sinks",
+        _boolean,
     )
     max_cache_tokens: int | None = setting(
         None,

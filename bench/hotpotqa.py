@@ -59,6 +59,7 @@ ABLATION = {
     "baseline_position": {"score_baseline": True, "score_position": True},
     "heads_baseline": {"lexical_weight": 0.0, "score_baseline": True},
     "heads_position": {"lexical_weight": 0.0, "score_position": True},
+    "feedback": {"lexical_feedback": 0.5},
     "rows_end": {"question_rows": "end"},
     "rows_all": {"question_rows": "all"},
 }

@@ -190,7 +190,15 @@ ABLATION_ROWS = (
     ("paper", "layer sum, attention only (the paper)"),
     ("fusion", "layer sum + lexical fusion"),
     ("heads", "retrieval heads, attention only"),
+    ("heads_baseline", "retrieval heads + content-free baseline (ICR)"),
+    ("heads_position", "retrieval heads + position and sink correction"),
     ("", "retrieval heads + lexical fusion (defaults)"),
+    ("baseline", "defaults + content-free baseline (ICR)"),
+    ("position", "defaults + position and sink correction"),
+    ("baseline_position", "defaults + baseline + position"),
+    ("feedback", "defaults + lexical feedback from the best sentence (0.5)"),
+    ("rows_end", "defaults, query rows: the template end"),
+    ("rows_all", "defaults, query rows: question + template end"),
 )
 
 
@@ -201,7 +209,8 @@ def hotpot_ablation_table(data: dict[str, Any]) -> str:
     budgets = [b for b in data["budgets"]]
     head = " | ".join(f"recall @{b} | vs BM25 @{b}" for b in budgets)
     out = [
-        f"Ablation on the report split ({data['items_done']} questions, chunk {chunk}): "
+        f"Ablation on the {data.get('split', 'report')} split ({data['items_done']} questions, "
+        f"chunk {chunk}): "
         "supporting-sentence recall (%) and the per-question difference to BM25 (points, 95% "
         "bootstrap interval).",
         "",

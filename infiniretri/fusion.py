@@ -29,14 +29,23 @@ class FusedScorer(Scorer):
 
     attention: Scorer
     weight: float = 1.0
+    feedback: float = 0.0
+    """With ``feedback > 0``, a second BM25 pass adds the words of the first fused ranking's
+    best unit to the question at this weight (pseudo-relevance feedback: the bridge entity of
+    a two-hop question is named in the first hop's sentence, not in the question)."""
 
     def select(self, captured: TokenScores) -> list[Selection]:
         if captured.texts is None or captured.questions is None:
             raise ValueError("FusedScorer needs the units' texts and the questions")
         selections = []
         for b, base in enumerate(self.attention.select(captured)):
-            lexical = bm25(captured.questions[b], captured.texts[b])
-            fused = standardized(base.unit_scores) + self.weight * standardized(lexical)
+            question, texts = captured.questions[b], captured.texts[b]
+            attention = standardized(base.unit_scores)
+            fused = attention + self.weight * standardized(bm25(question, texts))
+            if self.feedback and len(texts) > 1:
+                best = texts[int(torch.argmax(fused))]
+                lexical = bm25(question, texts, feedback=best, feedback_weight=self.feedback)
+                fused = attention + self.weight * standardized(lexical)
             order = sorted(range(len(fused)), key=lambda i: (-float(fused[i]), i))
             kept = sorted(order[: len(base.units)])
             scores = fused.tolist()

@@ -31,10 +31,25 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
-def bm25(question: str, units: Sequence[str], k1: float = 1.5, b: float = 0.75) -> list[float]:
-    """BM25 score of each unit for ``question``, with statistics from ``units`` alone."""
+def bm25(
+    question: str,
+    units: Sequence[str],
+    k1: float = 1.5,
+    b: float = 0.75,
+    feedback: str = "",
+    feedback_weight: float = 0.0,
+) -> list[float]:
+    """BM25 score of each unit for ``question``, with statistics from ``units`` alone.
+
+    ``feedback``: text whose words, where the question lacks them, join the query with weight
+    ``feedback_weight`` (pseudo-relevance feedback: the best unit of a first pass).
+    """
     docs = [Counter(words(u)) for u in units]
-    terms = set(words(question))
+    weights = dict.fromkeys(words(question), 1.0)
+    if feedback_weight:
+        for term in words(feedback):
+            weights.setdefault(term, feedback_weight)
+    terms = set(weights)
     if not docs or not terms:
         return [0.0] * len(docs)
     n = len(docs)
@@ -44,7 +59,7 @@ def bm25(question: str, units: Sequence[str], k1: float = 1.5, b: float = 0.75) 
     for term in terms:
         df = sum(1 for d in docs if term in d)
         if df:
-            idf[term] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            idf[term] = weights[term] * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
     scores = []
     for d, length in zip(docs, lengths):
         norm = k1 * (1.0 - b + b * length / mean_length)

@@ -24,5 +24,7 @@ def ranking_scorer(settings: EngineSettings, attention: Scorer) -> Scorer:
     if settings.score_position:
         scorer = PositionScorer(scorer)
     if settings.lexical_weight:
-        scorer = FusedScorer(scorer, float(settings.lexical_weight))
+        scorer = FusedScorer(
+            scorer, float(settings.lexical_weight), float(settings.lexical_feedback)
+        )
     return scorer

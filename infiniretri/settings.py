@@ -141,6 +141,12 @@ class EngineSettings:
         "weight of in-view BM25 fused with attention when ranking sentences (0: attention only)",
         _non_negative_number,
     )
+    lexical_feedback: float = setting(
+        0.0,
+        "weight of the best-ranked sentence's words added to the question for a second BM25 "
+        "pass (pseudo-relevance feedback for two-hop questions; 0: off)",
+        _non_negative_number,
+    )
     question_rows: str = setting(
         "question",
         "prompt rows whose attention is read: 'question' (its tokens), 'end' (the template "

@@ -13,8 +13,8 @@ from infiniretri.prompt import QUESTION_ROWS
 from infiniretri.ranking import ranking_scorer
 
 PROSE = " ".join(
-    f"Sentence {i} tells of the {w} river and the town that grew along it." for i, w in
-    enumerate(["red", "blue", "green", "grey", "black", "white", "gold", "pale"] * 3)
+    f"Sentence {i} tells of the {w} river and the town that grew along it."
+    for i, w in enumerate(["red", "blue", "green", "grey", "black", "white", "gold", "pale"] * 3)
 )
 NEEDLE = "The vault code of the lighthouse is 4417."
 QUESTION = "What is the vault code of the lighthouse?"

@@ -94,3 +94,29 @@ def test_lexical_weight_zero_is_the_attention_scorer(tiny_llama):
         s.score for s in a.sentences
     ] != [s.score for s in b.sentences]
     assert any("17 holds" in s.text for s in b.top(3))
+
+
+def test_bm25_feedback_words_join_the_query_at_their_weight():
+    units = ["the bridge was built by Anna Kovac", "Anna Kovac was born in Split", "rain fell"]
+    plain = bm25("Who built the bridge?", units)
+    fed = bm25("Who built the bridge?", units, feedback=units[0], feedback_weight=0.5)
+    assert plain[1] == 0.0 and fed[1] > 0.0  # the second hop shares only the name
+    assert fed[0] > plain[0] and fed[2] == plain[2] == 0.0
+    assert bm25("Who built the bridge?", units, feedback=units[0]) == plain  # weight 0: off
+
+
+def test_fusion_feedback_reaches_the_second_hop():
+    # Attention is flat; the question names the bridge, the answer's sentence only its builder.
+    texts = [
+        "The old bridge over the river was built by Anna Kovac.",
+        "The harbour opened in spring.",
+        "Anna Kovac was born in the town of Split.",
+        "Rain fell all day on the market square.",
+    ]
+    question = "Where does the builder of the old bridge come from?"
+    flat = TokenScores(torch.ones(1, 1, 12), [0], [[3, 3, 3, 3]], [1.0], [1], [texts], [question])
+    attention = WindowScorer(phrase_tokens=1, top_k_tokens=3)
+    plain = FusedScorer(attention).select(flat)[0].unit_scores
+    hop = FusedScorer(attention, feedback=0.5).select(flat)[0].unit_scores
+    assert plain[2] == plain[1] == plain[3] < plain[0]  # no question word in the second hop
+    assert hop[0] > hop[2] > hop[1] == hop[3]

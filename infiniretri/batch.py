@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .sizing import rows_per_call
+
 DEFAULT_MAX_DOCUMENT_BYTES = 64 << 20
 """Documents (text or file) larger than this many UTF-8 bytes give an error row."""
 DEFAULT_ROWS_PER_PART = 256
@@ -501,7 +503,8 @@ def run_job(
     ``model``); ``workers>=1`` runs that many Ray actors (:func:`infiniretri.ray.run_dataset`),
     on the cluster at ``address`` or on a local Ray started here. ``settings`` is an
     :class:`EngineSettings` or a dict of options; its ``batch_size`` is also the number of rows
-    each call handles. ``on_part`` is called with the path of each part written.
+    each call handles (``"auto"``: :data:`~infiniretri.sizing.ROWS_PER_CALL`, scanned at the
+    engine's own batch size). ``on_part`` is called with the path of each part written.
     ``fault_file`` is for testing recovery (see :class:`infiniretri.ray.InfiniRetriPredictor`).
     """
     from .settings import EngineSettings
@@ -528,7 +531,7 @@ def run_job(
                 engine = InfiniRetri.from_pretrained(
                     model, device=device, dtype=dtype, settings=engine_settings
                 )
-            for chunk in _chunks(todo, engine_settings.batch_size):
+            for chunk in _chunks(todo, rows_per_call(engine_settings.batch_size)):
                 bar.update(
                     writer.add(
                         process_rows(

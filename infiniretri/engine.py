@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -39,13 +40,28 @@ from .results import Answer, Retrieval, Sentence
 from .scan import MIN_CACHE_TOKENS, ScanItem, Scanner
 from .scoring import Scorer, TokenScores, WindowScorer
 from .segments import Unit
+from .sentences import BLOCK_CHARS
 from .settings import EngineSettings, positive_int
-from .sources import Source
+from .sizing import (
+    WARMUP_QUESTION_TOKENS,
+    choose_batch_size,
+    choose_chunk_tokens,
+    generation_batch_size,
+    warm_shapes,
+)
+from .sources import Source, open_documents
 
 ProgressCallback = Callable[[int], None]
 
 DEFAULT_MAX_SENTENCE_TOKENS = 128
 """Sentence cap when ``max_sentence_tokens`` is ``None`` (never more than the chunk)."""
+
+WARMUP_TEXT = " ".join(
+    f"Warm-up sentence {i} says that shelf {i} holds {3 * i} jars of plum jam." for i in range(24)
+)
+WARMUP_QUESTION = "How many jars of plum jam does shelf 7 hold?"
+WARMUP_NEW_TOKENS = 8
+"""The short document, question and answer length that :meth:`InfiniRetri.warmup` runs."""
 
 
 def _check_question(question: Any) -> str:
@@ -90,9 +106,11 @@ class InfiniRetri:
         settings: an :class:`EngineSettings`; keyword ``options`` override its fields. Every
             option, its default and its doc: ``EngineSettings.docs()``.
 
-    Each setting can also be read as an attribute (``engine.chunk_tokens``), except
-    ``max_sentence_tokens``, which gives the cap in use (``settings.max_sentence_tokens`` may be
-    ``None``, for the default).
+    Each setting can also be read as an attribute (``engine.top_k_tokens``). Three give the
+    value in use rather than the setting: ``max_sentence_tokens`` the cap
+    (``settings.max_sentence_tokens`` may be ``None``, for the default), ``chunk_tokens`` and
+    ``batch_size`` ints (``"auto"`` resolved from the device and the model, see
+    :mod:`infiniretri.sizing`; ``engine.sizing`` says why).
     """
 
     def __init__(
@@ -118,15 +136,24 @@ class InfiniRetri:
             self._heads = Readout.heads(settings.retrieval_heads)
             self._heads.check(context.num_layers, context.heads)
         self.layout = PromptLayout.from_tokenizer(context.tokenizer, settings.prompt_template)
+        device = context.device.type
+        chunk = choose_chunk_tokens(
+            settings.chunk_tokens, device, context.context_window, self.layout.overhead
+        )
+        batch = choose_batch_size(settings.batch_size, device, settings.cuda_graphs)
+        self.sizing = {"chunk_tokens": chunk, "batch_size": batch}
+        """``chunk_tokens`` and ``batch_size`` in use, each with why (``"auto"`` resolved)."""
+        self.chunk_tokens, self.batch_size = chunk.value, batch.value
+        """Document tokens per step, and pairs per forward (ints, ``"auto"`` resolved)."""
         most = context.context_window - self.layout.overhead - MIN_CACHE_TOKENS - 16
-        if settings.chunk_tokens > most:
+        if self.chunk_tokens > most:
             raise ValueError(
                 f"chunk_tokens={settings.chunk_tokens} is too large for the model's context window "
                 f"of {context.context_window} tokens (at most {max(most, 0)} leaves room for the "
                 "cache and the question)"
             )
         cap = settings.max_sentence_tokens or DEFAULT_MAX_SENTENCE_TOKENS
-        self.max_sentence_tokens = min(cap, settings.chunk_tokens)
+        self.max_sentence_tokens = min(cap, self.chunk_tokens)
         """Sentences longer than this many tokens are cut into pieces."""
         prep = context.prep_pool(self.max_sentence_tokens, settings.prep_workers)
         self.segmenter = prep.segmenter
@@ -143,14 +170,20 @@ class InfiniRetri:
             self.layout,
             prep,
             self.scorer,
-            chunk_tokens=settings.chunk_tokens,
+            chunk_tokens=self.chunk_tokens,
             max_cache_tokens=settings.max_cache_tokens,
-            batch_size=settings.batch_size,
+            batch_size=self.batch_size,
             graphs=settings.cuda_graphs,
             rows=settings.question_rows,
             baseline_ids=self.baseline_ids,
         )
-        self.answerer = Answerer(context, self.layout, self.question_ids, settings, self.rescore)
+        answer_settings = settings.replace(
+            chunk_tokens=self.chunk_tokens,
+            batch_size=generation_batch_size(settings.batch_size),
+        )
+        self.answerer = Answerer(
+            context, self.layout, self.question_ids, answer_settings, self.rescore
+        )
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -163,13 +196,18 @@ class InfiniRetri:
         trust_remote_code: bool = False,
         allow_download: bool = False,
         allow_pickle: bool = False,
+        warmup: bool | None = None,
         settings: EngineSettings | None = None,
         **options: Any,
     ) -> InfiniRetri:
         """Load a model and build an engine; ``model=None`` is the embedded SmolLM2-135M.
 
-        ``settings`` and ``options`` are checked before the model is loaded.
+        ``settings`` and ``options`` are checked before the model is loaded. ``warmup``: call
+        :meth:`warmup` before returning (``None``: on CUDA only, where the first call would
+        otherwise record its CUDA graphs and start the prep workers).
         """
+        if warmup is not None and not isinstance(warmup, bool):
+            raise ValueError(f"warmup must be True, False or None, got {warmup!r}")
         base = (settings or EngineSettings()).replace(**options)
         loaded, tokenizer = load_model(
             model,
@@ -179,7 +217,10 @@ class InfiniRetri:
             allow_download=allow_download,
             allow_pickle=allow_pickle,
         )
-        return cls(loaded, tokenizer, base)
+        engine = cls(loaded, tokenizer, base)
+        if warmup or (warmup is None and engine.device.type == "cuda"):
+            engine.warmup()
+        return engine
 
     def with_options(self, **options: Any) -> InfiniRetri:
         """A new engine over the same model with some settings changed (no reload).
@@ -191,6 +232,66 @@ class InfiniRetri:
         engine = object.__new__(type(self))
         engine._setup(self.context, self.settings.replace(**options))
         return engine
+
+    def warmup(self, question_tokens: Sequence[int] = WARMUP_QUESTION_TOKENS) -> float:
+        """Pay a first call's one-time costs now; returns the seconds it took.
+
+        Resolves ``"auto"`` retrieval heads and layer (a stored calibration, or one now),
+        starts the prep workers (each splits a first block), and on CUDA with ``cuda_graphs``
+        records the graphs of the window shapes that a long document's scan goes through at
+        this engine's chunk (one pair per forward, questions of up to each of
+        ``question_tokens`` tokens). Then one short retrieve and answer warm the eager paths
+        (rescoring, generation). Results do not depend on it; on a CPU it costs about one short
+        answer. Engines made with :meth:`with_options`
+        share what it recorded; one with another chunk records its own shapes when warmed up.
+        """
+        if isinstance(question_tokens, (str, bytes)) or not isinstance(question_tokens, Sequence):
+            raise ValueError(f"question_tokens must be a list of ints, got {question_tokens!r}")
+        for n in question_tokens:
+            positive_int("question_tokens", n)
+        started = time.perf_counter()
+        readout = self.readout
+        prep = self.scanner.prep
+        prep.start()
+        if prep.workers > 0:  # each worker splits and tokenizes its first blocks now
+            copies = -(-2 * prep.workers * BLOCK_CHARS // len(WARMUP_TEXT))
+            for _ in prep.units(open_documents("\n\n".join([WARMUP_TEXT] * copies))):
+                pass
+        runner = self.context.runner(self.settings.cuda_graphs)
+        if runner.graphs:
+            for length, question in warm_shapes(
+                self.layout.overhead,
+                self.chunk_tokens,
+                self.max_sentence_tokens,
+                self.context_window,
+                runner.length_bucket,
+                question_tokens,
+            ):
+                self._warm_forward(length, question, readout)
+        self.answer(WARMUP_TEXT, WARMUP_QUESTION, max_new_tokens=WARMUP_NEW_TOKENS)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - started
+
+    def _warm_forward(self, length: int, question_tokens: int, readout: Readout) -> None:
+        """One capture forward of a prompt of ``length`` tokens, as a scan step runs it."""
+        pad = self.context.pad_id
+        question = [pad] * question_tokens
+        context = [pad] * (length - self.layout.overhead - question_tokens)
+        prompt = self.layout.build(context, question)
+        baseline = None
+        if self.baseline_ids is not None:
+            baseline = [self.layout.build(context, self.baseline_ids)]
+        capture = self.context.capture(
+            [prompt],
+            [[len(context)]],
+            readout,
+            graphs=self.settings.cuda_graphs,
+            rows=self.settings.question_rows,
+            baseline=baseline,
+        )
+        with capture:
+            pass
 
     # ----------------------------------------------------------------- properties
     def __getattr__(self, name: str) -> Any:

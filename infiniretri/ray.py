@@ -43,6 +43,7 @@ from .batch import (
     process_rows,
 )
 from .settings import EngineSettings
+from .sizing import rows_per_call
 
 _INPUT_COLUMNS = ("id", "question", "document", "path")
 
@@ -236,7 +237,8 @@ def run_dataset(
 
     ``workers`` actors each load one engine (on ``device``; ``cuda`` when ``gpus_per_worker``
     is set and ``device`` is not); several actors may share a GPU (``gpus_per_worker=0.25``).
-    Each call gets ``settings.batch_size`` rows. A list of rows is checked on the driver first
+    Each call gets ``settings.batch_size`` rows (``"auto"``: see
+    :func:`~infiniretri.sizing.rows_per_call`). A list of rows is checked on the driver first
     (no file is read there): rows with a bad question or document become error rows at once.
     Actors that die are restarted and their batches run again (Ray Data's actor pools default
     to ``max_restarts=-1`` and ``max_task_retries=-1``); :func:`infiniretri.batch.run_job`
@@ -248,7 +250,7 @@ def run_dataset(
     if device is None:
         device = "cuda" if gpus_per_worker else "cpu"
     early: list[dict[str, Any]] = []
-    size = engine_settings.batch_size
+    size = rows_per_call(engine_settings.batch_size)
     if isinstance(data, ray.data.Dataset):
         dataset = data
     elif isinstance(data, (str, os.PathLike)):
@@ -263,7 +265,7 @@ def run_dataset(
             else:
                 rows.append(row)
         # Blocks small enough that every actor gets one, at most batch_size rows each.
-        size = max(1, min(engine_settings.batch_size, -(-len(rows) // workers)))
+        size = max(1, min(rows_per_call(engine_settings.batch_size), -(-len(rows) // workers)))
         blocks = -(-len(rows) // size)
         workers = max(1, min(workers, blocks))  # no idle actors (Ray Data warns about them)
         dataset = _blocks(rows, size) if rows else None

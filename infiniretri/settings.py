@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .prompt import DEFAULT_PROMPT, QUESTION_ROWS, check_template
+from .sizing import check_auto_or_positive_int
 
 Check = Callable[[str, Any], None]
 
@@ -113,7 +114,12 @@ def setting(
 class EngineSettings:
     """All options of an :class:`~infiniretri.engine.InfiniRetri` engine (immutable)."""
 
-    chunk_tokens: int = setting(1024, "document tokens read per step", positive_int)
+    chunk_tokens: int | str = setting(
+        "auto",
+        "document tokens read per step, or 'auto': on a GPU the largest power of two that fits "
+        "the window beside cache and question (at most 8192), on a CPU 1024 (see sizing)",
+        check_auto_or_positive_int,
+    )
     phrase_tokens: int = setting(
         8, "width of the window that sums token scores into phrase scores", positive_int
     )
@@ -224,8 +230,11 @@ class EngineSettings:
         "source sentence but for the value",
         _boolean,
     )
-    batch_size: int = setting(
-        16, "pairs that retrieve_batch and answer_batch run together", positive_int
+    batch_size: int | str = setting(
+        "auto",
+        "pairs that retrieve_batch and answer_batch run together, or 'auto': one per forward on "
+        "a CPU and on CUDA with graphs, where batching does not pay (see sizing)",
+        check_auto_or_positive_int,
     )
 
     def __post_init__(self) -> None:

@@ -200,7 +200,9 @@ def test_bad_numbers_and_settings(tiny_model_dir, doc_file, capsys, flag, value,
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
-        ("--chunk-tokens", "abc", "invalid int value: 'abc'"),
+        ("--chunk-tokens", "abc", "must be an integer or 'auto', got 'abc'"),
+        ("--batch-size", "many", "must be an integer or 'auto', got 'many'"),
+        ("--top-k-tokens", "abc", "invalid int value: 'abc'"),
         ("--retrieval-layer", "last", "must be an integer or 'auto', got 'last'"),
     ],
 )

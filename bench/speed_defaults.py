@@ -1,0 +1,430 @@
+"""Today's settings against the new defaults, side by side in one process (issue 16).
+
+    python -m bench.speed_defaults --device cuda --sections single batch big \\
+        --deadline 520 --out bench/results/speed_defaults.json
+    python -m bench.speed_defaults --device cpu --sections cpu   # the CPU demo document
+    python -m bench.speed_defaults --device cpu --scale 0.004    # a smoke test of every section
+
+"Today" is ``chunk_tokens=1024, batch_size=16`` (the defaults before ``"auto"``); "new" is the
+engine's defaults (``chunk_tokens="auto"``, ``batch_size="auto"``, warm-up on CUDA). Sections:
+
+* ``single``: one 1M-token document, end to end (retrieve + answer, default answer length), on
+  two haystacks: the Paul Graham essays (``bench/haystack.py``, San Francisco needle) and the
+  Wikipedia prose of ``examples/data`` repeated (``bench/gpu_speed.py``, paprika needle), needle
+  at 10/50/90% depth. Per setting: the first (cold) call, then the median of 5 warm runs;
+  whether the needle was kept and named in each run; peak GPU memory at 256k and 1M tokens.
+* ``batch``: 16 documents of 128k tokens: ``retrieve_batch`` at ``batch_size`` 16 and
+  ``"auto"`` against one ``retrieve`` per document, document tokens/s, at both chunks.
+* ``big``: a 7B-shaped random-weight model (Qwen2-7B shape, bf16, 32k window): tokens through
+  the model per document token (from ``Answer.usage``) and MFU, at chunk 1024 and ``"auto"``.
+* ``cpu``: the demo document and question on the CPU, both settings alternating, document
+  tokens/s, and whether answer and kept sentences are the same.
+
+``--scale`` shrinks every size; ``--deadline`` stops before a run that would not fit and
+writes what was measured; ``--merge`` keeps the sections of an earlier result file that this
+run does not measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import gpu_speed
+from bench.common import RESULTS_DIR, Deadline, load_essays, machine_info, write_json
+from bench.haystack import QUESTION as ESSAY_QUESTION
+from bench.haystack import HaystackBuilder, answer_hit, retrieval_hit
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "examples" / "data" / "wikipedia_steam_oxygen_amazon.txt"
+DEMO_QUESTION = "Which NASA satellite measured the dust blown from the Sahara to the Amazon?"
+TODAY = {"chunk_tokens": 1024, "batch_size": 16}
+"""The defaults before ``"auto"``."""
+DEPTHS = (10, 50, 90)
+WARM_RUNS = 5
+SECTIONS = ("single", "batch", "big", "cpu")
+BIG = dict(
+    hidden_size=3584,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    intermediate_size=18944,
+    vocab_size=152064,
+    max_position_embeddings=32768,
+    rope_theta=1000000.0,
+    tie_word_embeddings=False,
+)
+"""Qwen2-7B's shape."""
+BIG_LAYER = 16
+"""The retrieval layer of the 7B-shaped model (~0.6 of its depth, as 18 of 30 for SmolLM2)."""
+H200_BF16_FLOPS = 989e12
+"""Dense bf16 peak of an H100/H200 SXM."""
+
+log = gpu_speed.log
+
+
+@dataclass(frozen=True)
+class Hay:
+    """A haystack: documents of a length with the needle at a depth, and how to score a run."""
+
+    name: str
+    build: Callable[[int, int], str]
+    question: str
+    kept: Callable[[Any], bool]
+    answered: Callable[[str], bool]
+
+
+def essay_hay(tokenizer) -> Hay:
+    builder = HaystackBuilder(load_essays(), tokenizer)
+    return Hay(
+        "paul_graham_essays",
+        lambda tokens, depth: builder.build(tokens, depth).text,
+        ESSAY_QUESTION,
+        lambda r: retrieval_hit(r.context),
+        answer_hit,
+    )
+
+
+def wiki_hay(tokenizer) -> Hay:
+    prose = gpu_speed.Haystacks(tokenizer)
+    return Hay(
+        "wikipedia_prose",
+        lambda tokens, depth: prose.build(tokens, depth / 100, rotate=depth),
+        gpu_speed.QUESTION,
+        gpu_speed.needle_kept,
+        lambda text: gpu_speed.NEEDLE_WORD in text.lower(),
+    )
+
+
+def end_to_end(
+    engine, doc: str, question: str, device: str, max_new_tokens: int = 128
+) -> tuple[float, Any, Any]:
+    """Seconds of ``retrieve`` + ``answer_from`` (128 new tokens at most: the default), synced."""
+    gpu_speed.sync(device)
+    start = time.perf_counter()
+    retrieval = engine.retrieve(doc, question)
+    answer = engine.answer_from(retrieval, max_new_tokens=max_new_tokens)
+    gpu_speed.sync(device)
+    return time.perf_counter() - start, retrieval, answer
+
+
+def run_record(seconds: float, retrieval, answer, hay: Hay | None, device: str) -> dict:
+    st = retrieval.stats
+    out = {
+        "seconds": round(seconds, 3),
+        "scan_seconds": round(st.seconds, 3),
+        "tokens_read": st.tokens_read,
+        "doc_tokens_per_s": round(st.tokens_read / seconds),
+        "tokens_processed": st.tokens_processed,
+        "model_tokens_per_doc_token": round(answer.usage.prompt_tokens / st.tokens_read, 3),
+        "forward_passes": st.forward_passes,
+        "cache_tokens": st.cache_tokens,
+        "answer": answer.text,
+        "peak_gpu_mb": gpu_speed.peak_mb(device),
+    }
+    if hay is not None:
+        out["needle_kept"] = hay.kept(retrieval)
+        out["answer_names_needle"] = hay.answered(answer.text)
+    return out
+
+
+def settings_of(engine) -> dict:
+    return {
+        "chunk_tokens": engine.chunk_tokens,
+        "batch_size": engine.batch_size,
+        "setting": {k: engine.settings.as_dict()[k] for k in ("chunk_tokens", "batch_size")},
+        "why": {k: choice.reason for k, choice in engine.sizing.items()},
+    }
+
+
+def load(device: str, options: dict, warmup: bool):
+    from infiniretri import InfiniRetri
+
+    start = time.perf_counter()
+    engine = InfiniRetri.from_pretrained(device=device, warmup=False, **options)
+    _ = engine.readout  # a calibration is a one-time cost per model (stored), kept out of both
+    loaded = time.perf_counter() - start
+    warm = engine.warmup() if warmup else None
+    return engine, {"load_seconds": round(loaded, 2), "warmup_seconds": warm and round(warm, 2)}
+
+
+# --------------------------------------------------------------------------- sections
+def single(engines: dict, hays: list[Hay], args, deadline: Deadline, out: dict) -> None:
+    device, n = args.device, max(2048, int(1_000_000 * args.scale))
+    small = max(1024, int(256_000 * args.scale))
+    for hay in hays:
+        docs = {depth: hay.build(n, depth) for depth in DEPTHS}
+        quarter = hay.build(small, 50)
+        section = out.setdefault(hay.name, {"document_tokens": n})
+        for name, engine in engines.items():
+            if deadline.expired(args.run_margin):
+                section.setdefault("skipped", []).append(name)
+                continue
+            gpu_speed.reset_peak(device)
+            seconds, r, a = end_to_end(engine, docs[50], hay.question, device, args.new_tokens)
+            cold = {"depth": 50, **run_record(seconds, r, a, hay, device)}
+            warm = []
+            for i in range(args.warm_runs):
+                if deadline.expired(args.run_margin):
+                    break
+                depth = DEPTHS[i % len(DEPTHS)]
+                gpu_speed.reset_peak(device)
+                doc = docs[depth]
+                seconds, r, a = end_to_end(engine, doc, hay.question, device, args.new_tokens)
+                warm.append({"depth": depth, **run_record(seconds, r, a, hay, device)})
+            gpu_speed.reset_peak(device)
+            seconds, r, a = end_to_end(engine, quarter, hay.question, device, args.new_tokens)
+            at_quarter = run_record(seconds, r, a, hay, device)
+            times = [w["seconds"] for w in warm]
+            result = {
+                **settings_of(engine),
+                "cold": cold,
+                "warm": warm,
+                "warm_median_seconds": statistics.median(times) if times else None,
+                "cold_vs_warm_median": round(cold["seconds"] / statistics.median(times), 2)
+                if times
+                else None,
+                "needle_kept_every_run": all(x["needle_kept"] for x in [cold, *warm]),
+                "answer_names_needle_runs": sum(x["answer_names_needle"] for x in [cold, *warm]),
+                "runs": 1 + len(warm),
+                "peak_gpu_mb": {f"{small}": at_quarter["peak_gpu_mb"], f"{n}": cold["peak_gpu_mb"]},
+                "quarter_length_run": at_quarter,
+            }
+            section[name] = result
+            log(
+                f"single {hay.name} {name} (chunk {engine.chunk_tokens}): cold {cold['seconds']}s, "
+                f"warm median {result['warm_median_seconds']}s, needle every run "
+                f"{result['needle_kept_every_run']}, peak {result['peak_gpu_mb']} MB"
+            )
+
+
+def scan_rate(retrievals: list, seconds: float) -> dict:
+    read = sum(r.stats.tokens_read for r in retrievals)
+    return {
+        "seconds": round(seconds, 3),
+        "doc_tokens_per_s": round(read / seconds),
+        "needles_kept": sum(gpu_speed.needle_kept(r) for r in retrievals),
+    }
+
+
+def scan_all(engine, texts: list[str], single: bool, device: str) -> tuple[float, list]:
+    """Seconds to retrieve for every text: one ``retrieve`` each, or one ``retrieve_batch``."""
+    pairs = [(t, gpu_speed.QUESTION) for t in texts]
+    gpu_speed.sync(device)
+    start = time.perf_counter()
+    got = [engine.retrieve(t, q) for t, q in pairs] if single else engine.retrieve_batch(pairs)
+    gpu_speed.sync(device)
+    return time.perf_counter() - start, got
+
+
+def batch(engines: dict, tokenizer, args, deadline: Deadline, out: dict) -> None:
+    device, count = args.device, args.batch
+    n = max(1024, int(128_000 * args.scale))
+    prose = gpu_speed.Haystacks(tokenizer)
+    docs = [prose.build(n, (i + 0.5) / count, rotate=7 * i) for i in range(count)]
+    small = [prose.build(max(1024, n // 4), 0.5, rotate=7 * i) for i in range(count)]
+    out.update(documents=count, document_tokens=n)
+    for name, base in engines.items():
+        section = out.setdefault(name, {"chunk_tokens": base.chunk_tokens})
+        variants = {
+            "retrieve_batch, batch_size 16": base.with_options(batch_size=16),
+            'retrieve_batch, batch_size "auto"': base.with_options(batch_size="auto"),
+            "one retrieve per document": base,
+        }
+        for label, engine in variants.items():
+            if deadline.expired(args.run_margin):
+                section.setdefault("skipped", []).append(label)
+                continue
+
+            one = label.startswith("one")
+            warm_s, _ = scan_all(engine, small, one, device)  # records the batch's shapes
+            seconds, got = scan_all(engine, docs, one, device)
+            section[label] = {
+                "batch_size_in_use": engine.batch_size if not label.startswith("one") else 1,
+                "warm_up_seconds": round(warm_s, 2),
+                **scan_rate(got, seconds),
+            }
+            log(f"batch {name} {label}: {section[label]}")
+        one = section.get("one retrieve per document", {}).get("doc_tokens_per_s")
+        for label in list(section):
+            if one and isinstance(section[label], dict) and "doc_tokens_per_s" in section[label]:
+                section[label]["vs_one_by_one"] = round(section[label]["doc_tokens_per_s"] / one, 3)
+
+
+def forward_flops(model, layer: int, passes: int, processed: int) -> float:
+    """FLOPs of ``passes`` forwards over ``processed`` tokens up to ``layer``: 2 per weight per
+    token in layers below it, plus causal attention (2 T^2 per attention unit, at the mean T)."""
+    config = model.config
+    weights = sum(p.numel() for p in model.model.layers[0].parameters() if p.dim() == 2)
+    attn = config.num_attention_heads * (
+        getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    )
+    mean = processed / passes
+    return layer * (2 * weights * processed + passes * 2 * mean * mean * attn)
+
+
+def big(tokenizer, args, deadline: Deadline, out: dict) -> None:
+    from infiniretri import InfiniRetri
+
+    device = args.device
+    shape = dict(BIG)
+    if args.scale < 0.05:  # a smoke test: the same code on a small model
+        shape.update(hidden_size=256, num_hidden_layers=6, intermediate_size=512)
+        shape.update(num_attention_heads=4, num_key_value_heads=2, vocab_size=49152)
+    layer = min(BIG_LAYER, shape["num_hidden_layers"] - 1)
+    start = time.perf_counter()
+    model = gpu_speed.random_model(shape, device)
+    out["model"] = "random weights, Qwen2-7B shape" if shape == BIG else f"smoke test {shape}"
+    out["parameters"] = sum(p.numel() for p in model.parameters())
+    out["retrieval_layer"] = layer
+    out["load_seconds"] = round(time.perf_counter() - start, 1)
+    peak = args.peak_tflops * 1e12 if device.startswith("cuda") else None
+    n = max(1024, int(128_000 * args.scale))
+    prose = gpu_speed.Haystacks(tokenizer)
+    doc, first = prose.build(n, 0.5), prose.build(max(1024, n // 4), 0.5, rotate=5)
+    for name, options in (("today", TODAY), ("new", {})):
+        if deadline.expired(args.run_margin):
+            out.setdefault("skipped", []).append(name)
+            continue
+        engine = InfiniRetri(model, tokenizer, retrieval_layer=layer, **options)
+        end_to_end(engine, first, gpu_speed.QUESTION, device, 4)  # shapes recorded outside
+        seconds, r, a = end_to_end(engine, doc, gpu_speed.QUESTION, device, args.new_tokens)
+        st = r.stats
+        flops = forward_flops(model, layer, st.forward_passes, st.tokens_processed)
+        record = {**settings_of(engine), **run_record(seconds, r, a, None, device)}
+        record["scan_tokens_per_doc_token"] = round(st.tokens_processed / st.tokens_read, 3)
+        record["scan_doc_tokens_per_s"] = round(st.tokens_read / st.seconds)
+        record["scan_tflops_per_s"] = round(flops / st.seconds / 1e12, 1)
+        if peak:
+            record["mfu"] = round(flops / st.seconds / peak, 3)
+        out[name] = record
+        log(f"big {name}: {record}")
+    out["mfu_formula"] = (
+        "scan FLOPs / scan seconds / peak: 2 FLOPs per weight per token in the layers below the "
+        "retrieval layer, plus 2*T^2*heads*head_dim per layer for causal attention at the mean "
+        f"window T; peak {args.peak_tflops} TFLOP/s (bf16 dense)"
+    )
+    del model
+    gc.collect()
+
+
+def cpu(args, deadline: Deadline, out: dict) -> None:
+    from infiniretri import InfiniRetri
+
+    doc = DEMO.read_text(encoding="utf-8")
+    if args.scale < 0.05:
+        doc = doc[: max(2000, int(len(doc) * args.scale * 10))]
+    base = InfiniRetri.from_pretrained(device="cpu")
+    _ = base.readout
+    engines = {"today": base.with_options(**TODAY), "new": base}
+    out.update(document_chars=len(doc), question=DEMO_QUESTION, threads=torch.get_num_threads())
+    runs: dict[str, list] = {name: [] for name in engines}
+    for _ in range(args.cpu_rounds):
+        for name, engine in engines.items():
+            if deadline.expired(args.run_margin):
+                break
+            seconds, r, a = end_to_end(engine, doc, DEMO_QUESTION, "cpu", args.new_tokens)
+            record = run_record(seconds, r, a, None, "cpu")
+            record["sentences"] = [s.text for s in r.sentences]
+            runs[name].append(record)
+            log(f"cpu {name}: {seconds:.1f}s, {record['doc_tokens_per_s']} doc tokens/s")
+    for name, engine in engines.items():
+        if runs[name]:
+            best = max(x["doc_tokens_per_s"] for x in runs[name])
+            out[name] = {**settings_of(engine), "best_doc_tokens_per_s": best, "runs": runs[name]}
+    if runs["today"] and runs["new"]:
+        today, new = runs["today"][0], runs["new"][0]
+        out["same_answer"] = today["answer"] == new["answer"]
+        out["same_sentences"] = today["sentences"] == new["sentences"]
+        out["new_vs_today"] = round(
+            out["new"]["best_doc_tokens_per_s"] / out["today"]["best_doc_tokens_per_s"], 3
+        )
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink every size")
+    parser.add_argument("--deadline", type=float, default=None, help="seconds for the whole run")
+    parser.add_argument("--run-margin", type=float, default=15.0, help="seconds a run may take")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--batch", type=int, default=16, help="documents of the batch section")
+    parser.add_argument("--cpu-rounds", type=int, default=2)
+    parser.add_argument("--warm-runs", type=int, default=WARM_RUNS)
+    parser.add_argument("--new-tokens", type=int, default=128, help="answer length limit")
+    parser.add_argument("--peak-tflops", type=float, default=H200_BF16_FLOPS / 1e12)
+    parser.add_argument("--merge", default=None, help="keep other sections of this result file")
+    parser.add_argument("--out", default=str(RESULTS_DIR / "speed_defaults.json"))
+    args = parser.parse_args(argv)
+    deadline = Deadline(args.deadline)
+    started = time.perf_counter()
+
+    result: dict[str, Any] = {"benchmark": "speed_defaults", "today": TODAY, "new": "defaults"}
+    if args.merge and Path(args.merge).is_file():
+        earlier = json.loads(Path(args.merge).read_text(encoding="utf-8"))
+        result.update({k: v for k, v in earlier.items() if k in SECTIONS})
+    result.update(device=args.device, scale=args.scale, sections_run=args.sections)
+    out = Path(args.out)
+
+    def save() -> None:
+        result["total_seconds"] = round(time.perf_counter() - started, 1)
+        write_json(out, result)
+
+    def section(name: str, run: Callable[[dict], None]) -> None:
+        if name not in args.sections:
+            return
+        data = result[name] = {"machine": machine_info(), "date": time.strftime("%F %T")}
+        try:
+            run(data)
+        except Exception as err:  # keep the other sections' numbers
+            import traceback
+
+            traceback.print_exc()
+            data["error"] = f"{type(err).__name__}: {err}"
+        data["seconds"] = round(time.perf_counter() - started, 1)
+        save()
+
+    from infiniretri.testing import embedded_tokenizer
+
+    tokenizer = embedded_tokenizer()
+    engines: dict = {}
+    if {"single", "batch"} & set(args.sections):
+        today, today_load = load(args.device, TODAY, warmup=False)
+        new, new_load = load(args.device, {}, warmup=args.device.startswith("cuda"))
+        engines = {"today": today, "new": new}
+        result["engines"] = {"today": today_load, "new": new_load}
+        log(f"engines: {result['engines']}")
+
+    def hays() -> list[Hay]:
+        found = []
+        for make in (essay_hay, wiki_hay):
+            try:
+                found.append(make(tokenizer))
+            except FileNotFoundError as err:
+                log(f"haystack skipped: {err}")
+        return found
+
+    section("single", lambda data: single(engines, hays(), args, deadline, data))
+    section("batch", lambda data: batch(engines, tokenizer, args, deadline, data))
+    engines.clear()
+    gc.collect()
+    section("big", lambda data: big(tokenizer, args, deadline, data))
+    section("cpu", lambda data: cpu(args, deadline, data))
+    save()
+    log(f"wrote {out} in {result['total_seconds']}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

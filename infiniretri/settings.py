@@ -117,7 +117,7 @@ class EngineSettings:
     chunk_tokens: int | str = setting(
         "auto",
         "document tokens read per step, or 'auto': on a GPU the largest power of two that fits "
-        "the window beside cache and question (at most 8192), on a CPU 1024 (see sizing)",
+        "the window beside cache and question (at most 16384), on a CPU 1024 (see sizing)",
         check_auto_or_positive_int,
     )
     phrase_tokens: int = setting(

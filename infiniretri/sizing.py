@@ -10,7 +10,8 @@ model, so the share of document tokens in a forward grows with the chunk.
   :data:`TYPICAL_QUESTION_TOKENS`, at most :data:`ACCELERATOR_MAX_CHUNK`. An 8k window gives
   4096 (one 1M-token document: 1.3 tokens through the model per document token, against 2.4 at
   1024, and 2.3x faster end to end on an H200, ``bench/results/gpu_speed.json``); a 32k window
-  gives 8192. Larger windows, larger chunks.
+  gives 16384. Larger windows, larger chunks: on a large model the cache and question are then a
+  small share of every forward even when the cache holds several thousand tokens.
 * On a CPU: :data:`CPU_CHUNK` (1024), or less where the window is small. Measured on the demo
   document (2-core Xeon, bf16): 2048 and 4096 read it faster but keep other sentences (16 and 17
   of the 20 kept at 1024) and attention is quadratic in the view, so the CPU keeps 1024.
@@ -38,7 +39,7 @@ from typing import Any, NamedTuple
 AUTO = "auto"
 """The value of a setting that the engine resolves from the device and the model."""
 
-ACCELERATOR_MAX_CHUNK = 8192
+ACCELERATOR_MAX_CHUNK = 16384
 """The largest chunk ``"auto"`` picks on an accelerator (attention grows with the view)."""
 
 CPU_CHUNK = 1024

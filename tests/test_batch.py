@@ -29,7 +29,10 @@ PAIRS = [
 @pytest.fixture(scope="module", params=["llama", "qwen2"])
 def engine(request):
     model, tokenizer = tiny_model(request.param, seed=4)
-    return InfiniRetri(model, tokenizer, chunk_tokens=192, top_k_tokens=40, retrieval_layer=2)
+    # batch_size=16: these tests are about batched scans ("auto" is one pair per forward on a CPU)
+    return InfiniRetri(
+        model, tokenizer, chunk_tokens=192, top_k_tokens=40, retrieval_layer=2, batch_size=16
+    )
 
 
 def assert_same_retrieval(batch, single):

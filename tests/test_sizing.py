@@ -55,7 +55,7 @@ def kept(retrieval) -> list[tuple[str, int, int]]:
 # --------------------------------------------------------------------------- the chunk rule
 @pytest.mark.parametrize(
     ("window", "cuda", "cpu"),
-    [(8192, 4096, 1024), (32768, 8192, 1024), (131072, 8192, 1024), (4096, 2048, 1024)],
+    [(8192, 4096, 1024), (32768, 16384, 1024), (131072, 16384, 1024), (4096, 2048, 1024)],
 )
 def test_auto_chunk_grows_with_the_window_on_an_accelerator_and_stays_1024_on_a_cpu(
     window, cuda, cpu
@@ -159,8 +159,8 @@ def test_batch_size_auto_gives_what_explicit_batch_sizes_give(tiny_llama):
         assert [kept(r) for r in other] == [kept(r) for r in auto], size
         for a, b in zip(auto, other):
             assert [s.score for s in a.sentences] == pytest.approx(
-                [s.score for s in b.sentences], rel=1e-4, abs=1e-6
-            )
+                [s.score for s in b.sentences], rel=1e-3, abs=1e-4
+            )  # padding changes float rounding, as in tests/test_batch.py
     answers = engine.answer_batch(PAIRS[:2], max_new_tokens=6)
     explicit = engine.with_options(batch_size=2).answer_batch(PAIRS[:2], max_new_tokens=6)
     assert [a.text for a in answers] == [a.text for a in explicit]

@@ -54,17 +54,19 @@ ABLATION = {
     "paper": {"retrieval_heads": "all", "lexical_weight": 0.0},
     "heads": {"lexical_weight": 0.0},
     "fusion": {"retrieval_heads": "all"},
+    "no_feedback": {"lexical_feedback": 0.0},
+    "w1": {"lexical_weight": 1.0, "lexical_feedback": 0.0},
     "baseline": {"score_baseline": True},
     "position": {"score_position": True},
     "baseline_position": {"score_baseline": True, "score_position": True},
     "heads_baseline": {"lexical_weight": 0.0, "score_baseline": True},
     "heads_position": {"lexical_weight": 0.0, "score_position": True},
-    "feedback": {"lexical_feedback": 0.5},
     "rows_end": {"question_rows": "end"},
     "rows_all": {"question_rows": "all"},
 }
 """Engine variants run beside the defaults (at the first chunk size): each scoring component
-of the defaults (retrieval heads, lexical fusion) off in turn (``paper`` has both off), and each
+of the defaults (retrieval heads, lexical fusion at weight 1.5 with feedback 0.5) off in turn
+(``paper`` has all off; ``w1`` is the previous defaults, weight 1.0 and no feedback), and each
 attention correction (content-free baseline, position and sinks, query rows) on in turn, with
 and without fusion."""
 ADOPT_RECALL_GAIN = 0.01

@@ -188,15 +188,16 @@ def hotpot_paired_table(data: dict[str, Any]) -> str:
 
 ABLATION_ROWS = (
     ("paper", "layer sum, attention only (the paper)"),
-    ("fusion", "layer sum + lexical fusion"),
     ("heads", "retrieval heads, attention only"),
     ("heads_baseline", "retrieval heads + content-free baseline (ICR)"),
     ("heads_position", "retrieval heads + position and sink correction"),
-    ("", "retrieval heads + lexical fusion (defaults)"),
+    ("w1", "retrieval heads + fusion at weight 1.0 (previous defaults)"),
+    ("no_feedback", "retrieval heads + fusion at 1.5, no feedback"),
+    ("fusion", "layer sum + fusion at 1.5 + feedback"),
+    ("", "retrieval heads + fusion at 1.5 + feedback 0.5 (defaults)"),
     ("baseline", "defaults + content-free baseline (ICR)"),
     ("position", "defaults + position and sink correction"),
     ("baseline_position", "defaults + baseline + position"),
-    ("feedback", "defaults + lexical feedback from the best sentence (0.5)"),
     ("rows_end", "defaults, query rows: the template end"),
     ("rows_all", "defaults, query rows: question + template end"),
 )

@@ -143,12 +143,12 @@ class EngineSettings:
         _head_pairs,
     )
     lexical_weight: float = setting(
-        1.0,
+        1.5,
         "weight of in-view BM25 fused with attention when ranking sentences (0: attention only)",
         _non_negative_number,
     )
     lexical_feedback: float = setting(
-        0.0,
+        0.5,
         "weight of the best-ranked sentence's words added to the question for a second BM25 "
         "pass (pseudo-relevance feedback for two-hop questions; 0: off)",
         _non_negative_number,

@@ -330,6 +330,41 @@ def tuning_table(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _interval(d) -> str:
+    return "–" if d is None else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
+
+
+def scorer_ablation_table(data: dict[str, Any]) -> str:
+    """``bench.scorer_ablation``: every scorer on one capture per question; recall and the
+    paired differences to BM25 and MiniLM at every budget."""
+    budgets = data["budgets"]
+    out = [
+        f"Scorers on one capture per question, {data['split']} split ({data['items_done']} "
+        "questions): supporting-sentence recall (%) and the per-question difference to BM25 "
+        "and to MiniLM (points, 95% bootstrap interval).",
+        "",
+        "| scorer | " + " | ".join(f"@{b} | vs BM25 | vs MiniLM" for b in budgets) + " |",
+        "|---|" + "---|---|---|" * len(budgets),
+    ]
+    rows = {(r["method"], r["budget"]): r for r in data["summary"]}
+    labels = [(v or "defaults", label) for v, label in ABLATION_ROWS]
+    labels += [(b, NAMES[b]) for b in ("bm25", "dense_minilm")]
+    for method, label in labels:
+        cells = []
+        for budget in budgets:
+            row = rows.get((method, budget))
+            if row is None:
+                cells += ["–", "", ""]
+                continue
+            cells += [
+                _pct(row["recall"]),
+                _interval(row.get("vs_bm25")) if method != "bm25" else "",
+                _interval(row.get("vs_dense_minilm")) if method != "dense_minilm" else "",
+            ]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tables")
     parser.add_argument("--results", default=str(RESULTS_DIR))
@@ -340,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         ("hotpotqa.json", hotpot_table),
         ("hotpotqa.json", hotpot_paired_table),
         ("hotpotqa.json", hotpot_ablation_table),
+        ("scorer_ablation_dev.json", scorer_ablation_table),
+        ("scorer_ablation_report.json", scorer_ablation_table),
         ("multineedle_answer_configs.json", multineedle_answer_table),
         ("hotpotqa_tuning.json", tuning_table),
     ):

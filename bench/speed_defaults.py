@@ -27,6 +27,9 @@ run does not measure.
 
 from __future__ import annotations
 
+import infiniretri  # noqa: F401  (first: it chooses how CPU threads wait, before torch loads)
+
+# isort: split
 import argparse
 import gc
 import json
@@ -287,9 +290,9 @@ def big(tokenizer, args, deadline: Deadline, out: dict) -> None:
     out["model"] = "random weights, Qwen2-7B shape" if shape == BIG else f"smoke test {shape}"
     out["parameters"] = sum(p.numel() for p in model.parameters())
     out["retrieval_layer"] = layer
+    out["document_tokens"] = n = max(1024, int(128_000 * args.scale))
     out["load_seconds"] = round(time.perf_counter() - start, 1)
     peak = args.peak_tflops * 1e12 if device.startswith("cuda") else None
-    n = max(1024, int(128_000 * args.scale))
     prose = gpu_speed.Haystacks(tokenizer)
     doc, first = prose.build(n, 0.5), prose.build(max(1024, n // 4), 0.5, rotate=5)
     for name, options in (("today", TODAY), ("new", {})):
@@ -320,36 +323,46 @@ def big(tokenizer, args, deadline: Deadline, out: dict) -> None:
     gc.collect()
 
 
-def cpu(args, deadline: Deadline, out: dict) -> None:
-    from infiniretri import InfiniRetri
+def cpu_configs(args) -> dict[str, tuple[dict, dict]]:
+    """``{name: (engine options, environment)}`` of the CPU runs. Today's runs keep OpenMP's
+    own waiting (``GOMP_SPINCOUNT`` at libgomp's default, so ``import infiniretri`` leaves it
+    alone); the new ones let ``import infiniretri`` choose (``infiniretri.omp``)."""
+    configs = {"today": (TODAY, {"GOMP_SPINCOUNT": "300000"}), "new": ({}, {})}
+    for chunk in args.cpu_chunks:  # for the record, not defaults
+        configs[f"new, chunk_tokens={chunk}"] = ({"chunk_tokens": chunk}, {})
+    for variable in args.cpu_env:
+        name, _, value = variable.partition("=")
+        configs[f"new, {variable}"] = ({}, {name: value})
+    return configs
 
-    doc = DEMO.read_text(encoding="utf-8")
-    if args.scale < 0.05:
-        doc = doc[: max(2000, int(len(doc) * args.scale * 10))]
-    base = InfiniRetri.from_pretrained(device="cpu")
-    _ = base.readout
-    engines = {"today": base.with_options(**TODAY), "new": base}
-    for chunk in args.cpu_chunks:  # other chunks, for the record (not a default)
-        engines[f"new, chunk_tokens={chunk}"] = base.with_options(chunk_tokens=chunk)
-    out.update(document_chars=len(doc), question=DEMO_QUESTION, threads=torch.get_num_threads())
-    runs: dict[str, list] = {name: [] for name in engines}
+
+def cpu(args, deadline: Deadline, out: dict) -> None:
+    """The demo document on the CPU: each setting in its own process (the way CPU threads
+    wait is fixed when torch loads), rounds alternating."""
+    configs = cpu_configs(args)
+    runs: dict[str, list] = {name: [] for name in configs}
     for _ in range(args.cpu_rounds):
-        for name, engine in engines.items():
+        for name, (options, env) in configs.items():
             if deadline.expired(args.run_margin):
                 break
-            seconds, r, a = end_to_end(engine, doc, DEMO_QUESTION, "cpu", args.new_tokens)
-            record = run_record(seconds, r, a, None, "cpu")
-            record["sentences"] = [s.text for s in r.sentences]
-            runs[name].append(record)
-            log(f"cpu {name}: {seconds:.1f}s, {record['doc_tokens_per_s']} doc tokens/s")
-    for name, engine in engines.items():
+            record = cpu_child(options, env, args)
+            if record:
+                runs[name].append(record)
+                log(f"cpu {name}: {record['seconds']}s, {record['doc_tokens_per_s']} doc tokens/s")
+    for name, (_, env) in configs.items():
         if runs[name]:
             best = max(x["doc_tokens_per_s"] for x in runs[name])
-            out[name] = {**settings_of(engine), "best_doc_tokens_per_s": best, "runs": runs[name]}
+            out[name] = {
+                **{k: runs[name][0][k] for k in ("chunk_tokens", "batch_size", "setting", "why")},
+                "environment": env,
+                "best_doc_tokens_per_s": best,
+                "runs": runs[name],
+            }
     if not runs["today"]:
         return
     today = runs["today"][0]
-    for name in engines:
+    out.update(document_chars=today["document_chars"], question=DEMO_QUESTION)
+    for name in runs:
         if name == "today" or not runs[name]:
             continue
         other = runs[name][0]
@@ -362,6 +375,134 @@ def cpu(args, deadline: Deadline, out: dict) -> None:
                 out[name]["best_doc_tokens_per_s"] / out["today"]["best_doc_tokens_per_s"], 3
             ),
         )
+
+
+def cpu_child(options: dict, env: dict, args) -> dict | None:
+    """One CPU run of the demo document in a child process: this environment without the
+    OpenMP waiting variables (``import infiniretri`` may have set them here), plus ``env``."""
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "run.json"
+        command = [sys.executable, "-m", "bench.speed_defaults", "--cpu-run", json.dumps(options)]
+        command += ["--scale", str(args.scale), "--new-tokens", str(args.new_tokens)]
+        command += ["--out", str(target)]
+        base = {
+            k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+        }
+        subprocess.run(command, env={**base, **env}, cwd=ROOT, check=False)
+        if not target.is_file():
+            return None
+        return json.loads(target.read_text(encoding="utf-8"))
+
+
+def cpu_run(options: dict, args) -> dict:
+    """The demo document, retrieve + answer, on the CPU with ``options`` (a child's work)."""
+    import os
+
+    from infiniretri import InfiniRetri
+
+    doc = DEMO.read_text(encoding="utf-8")
+    if args.scale < 0.05:
+        doc = doc[: max(2000, int(len(doc) * args.scale * 10))]
+    engine = InfiniRetri.from_pretrained(device="cpu", **options)
+    _ = engine.readout
+    seconds, r, a = end_to_end(engine, doc, DEMO_QUESTION, "cpu", args.new_tokens)
+    record = {**settings_of(engine), **run_record(seconds, r, a, None, "cpu")}
+    record.update(
+        sentences=[s.text for s in r.sentences],
+        document_chars=len(doc),
+        threads=torch.get_num_threads(),
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
+        gomp_spincount=os.environ.get("GOMP_SPINCOUNT"),
+        load_average=round(os.getloadavg()[0], 2),
+    )
+    return record
+
+
+# --------------------------------------------------------------------------- the README table
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        value = f"{value:.2f}"
+    elif isinstance(value, int) and value >= 10_000:
+        value = f"{value:,}"
+    return f"{value}{unit}"
+
+
+def table(result: dict) -> str:
+    """The README's speed rows (markdown) from a result file: today's settings against the
+    new defaults."""
+    rows = ["| what | today (chunk 1024, batch 16) | new defaults |", "|---|---|---|"]
+
+    def row(what: str, today: str, new: str) -> None:
+        rows.append(f"| {what} | {today} | {new} |")
+
+    for name, hay in result.get("single", {}).items():
+        if not isinstance(hay, dict) or "today" not in hay:
+            continue
+        t, n = hay["today"], hay.get("new", {})
+
+        def cell(x: dict) -> str:
+            if not x:
+                return "-"
+            return (
+                f"{_fmt(x.get('warm_median_seconds'), ' s')} warm median of "
+                f"{len(x.get('warm', []))}, cold {_fmt(x.get('cold', {}).get('seconds'), ' s')}"
+                f" (chunk {x.get('chunk_tokens')}); needle kept in "
+                f"{'every run' if x.get('needle_kept_every_run') else 'NOT every run'}, named "
+                f"in {x.get('answer_names_needle_runs')} of {x.get('runs')} answers"
+            )
+
+        what = f"{hay.get('document_tokens', 0):,}-token document ({name}), retrieve + answer"
+        row(what, cell(t), cell(n))
+
+        def peak(x: dict) -> str:
+            return " / ".join(f"{_fmt(v, ' MB')}" for v in x.get("peak_gpu_mb", {}).values())
+
+        row(f"peak GPU memory, 1/4 length / full length ({name})", peak(t), peak(n))
+    batch = result.get("batch", {})
+    for label in ("retrieve_batch, batch_size 16", 'retrieve_batch, batch_size "auto"'):
+        cells = []
+        for name in ("today", "new"):
+            runs = batch.get(name, {})
+            x, one = runs.get(label, {}), runs.get("one retrieve per document", {})
+            cells.append(
+                f"{_fmt(x.get('doc_tokens_per_s'))} doc tokens/s, "
+                f"{_fmt(x.get('vs_one_by_one'))}x one by one "
+                f"({_fmt(one.get('doc_tokens_per_s'))}; chunk {runs.get('chunk_tokens')})"
+                if x
+                else "-"
+            )
+        docs = f"{batch.get('documents')} x {batch.get('document_tokens', 0):,} tokens"
+        row(f"{docs}: {label}", *cells)
+    big = result.get("big", {})
+    if "today" in big or "new" in big:
+        cells = []
+        for name in ("today", "new"):
+            x = big.get(name, {})
+            cells.append(
+                f"{_fmt(x.get('model_tokens_per_doc_token'))} tokens through the model per doc "
+                f"token, MFU {_fmt(x.get('mfu'))}, {_fmt(x.get('scan_doc_tokens_per_s'))} doc "
+                f"tokens/s (chunk {x.get('chunk_tokens')})"
+                if x
+                else "-"
+            )
+        row(f"{big.get('model')}, one {_fmt(big.get('document_tokens'))}-token document", *cells)
+    cpu_runs = result.get("cpu", {})
+    if "today" in cpu_runs:
+        t, n = cpu_runs["today"], cpu_runs.get("new", {})
+        row(
+            "CPU, demo document and question, retrieve + answer",
+            f"{_fmt(t.get('best_doc_tokens_per_s'))} doc tokens/s",
+            f"{_fmt(n.get('best_doc_tokens_per_s'))} doc tokens/s ({_fmt(n.get('vs_today'))}x); "
+            f"same answer: {n.get('same_answer_as_today')}, same sentences: "
+            f"{n.get('same_sentences_as_today')}",
+        )
+    return "\n".join(rows)
 
 
 # --------------------------------------------------------------------------- main
@@ -377,12 +518,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpu-chunks", type=int, nargs="*", default=[], help="also time these chunks (cpu)"
     )
+    parser.add_argument(
+        "--cpu-env", nargs="*", default=[], help="also time NAME=VALUE in a child process (cpu)"
+    )
+    parser.add_argument("--cpu-run", default=None, help=argparse.SUPPRESS)  # a child's run
     parser.add_argument("--warm-runs", type=int, default=WARM_RUNS)
     parser.add_argument("--new-tokens", type=int, default=128, help="answer length limit")
     parser.add_argument("--peak-tflops", type=float, default=H200_BF16_FLOPS / 1e12)
     parser.add_argument("--merge", default=None, help="keep other sections of this result file")
     parser.add_argument("--out", default=str(RESULTS_DIR / "speed_defaults.json"))
+    parser.add_argument("--table", default=None, help="print the README rows of this file")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text(encoding="utf-8"))))
+        return 0
+    if args.cpu_run is not None:
+        record = cpu_run(json.loads(args.cpu_run), args)
+        Path(args.out).write_text(json.dumps(record), encoding="utf-8")
+        return 0
     deadline = Deadline(args.deadline)
     started = time.perf_counter()
 

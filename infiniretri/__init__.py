@@ -4,6 +4,7 @@ Implements "Infinite Retrieval: Attention Enhanced LLMs in Long-Context Processi
 (arXiv 2502.12962) for any Hugging Face causal LM.
 """
 
+from . import omp  # noqa: F401  (first: chooses how CPU threads wait, before torch loads)
 from .answering import AnswerPrompt, AnswerStream
 from .engine import InfiniRetri
 from .errors import ScanCancelled

@@ -192,3 +192,21 @@ def test_warmup_checks_its_argument(tiny_llama, value):
 def test_from_pretrained_checks_warmup_before_loading():
     with pytest.raises(ValueError, match="warmup"):
         InfiniRetri.from_pretrained("/no/such/model", warmup="yes")
+
+
+# --------------------------------------------------------------------------- CPU threads' waiting
+def test_passive_waiting_only_on_a_busy_cpu_and_never_over_the_user():
+    from infiniretri.omp import choose_wait_policy
+
+    env: dict[str, str] = {}
+    assert choose_wait_policy(env, {}, lambda: 3.2) == "PASSIVE"
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    for load in (0.4, None):  # an idle CPU, or no load average on this platform
+        env = {}
+        assert choose_wait_policy(env, {}, lambda load=load: load) is None and env == {}
+    for user in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "300000"}):
+        env = dict(user)
+        assert choose_wait_policy(env, {}, lambda: 3.2) is None and env == user
+    env = {}
+    assert choose_wait_policy(env, {"torch": object()}, lambda: 3.2) is None  # too late
+    assert env == {}

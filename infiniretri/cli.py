@@ -234,8 +234,8 @@ def _ask(args: argparse.Namespace) -> int:
         if source.is_dir():
             raise ValueError(f"{args.path} is a directory, not a text file")
     settings = EngineSettings.from_options(setting_options(args))
-    engine = InfiniRetri.from_pretrained(
-        args.model, device=args.device, dtype=args.dtype, settings=settings
+    engine = InfiniRetri.from_pretrained(  # one call per process: a warm-up would not pay
+        args.model, device=args.device, dtype=args.dtype, warmup=False, settings=settings
     )
     bar = tqdm(unit="tok", desc="reading", file=sys.stderr, disable=args.no_progress)
     seen = 0

@@ -83,6 +83,7 @@ def test_model_options_are_the_loading_keywords_of_from_pretrained():
         "trust_remote_code",
         "allow_download",
         "allow_pickle",
+        "warmup",
     }
     assert not set(core.model_options()) & set(EngineSettings.names())
 

@@ -465,7 +465,11 @@ def table(result: dict) -> str:
 
         row(f"peak GPU memory, 1/4 length / full length ({name})", peak(t), peak(n))
     batch = result.get("batch", {})
-    for label in ("retrieve_batch, batch_size 16", 'retrieve_batch, batch_size "auto"'):
+    for label in (
+        []
+        if "today" not in batch
+        else ("retrieve_batch, batch_size 16", 'retrieve_batch, batch_size "auto"')
+    ):
         cells = []
         for name in ("today", "new"):
             runs = batch.get(name, {})

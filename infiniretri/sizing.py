@@ -13,8 +13,9 @@ model, so the share of document tokens in a forward grows with the chunk.
   gives 16384. Larger windows, larger chunks: on a large model the cache and question are then a
   small share of every forward even when the cache holds several thousand tokens.
 * On a CPU: :data:`CPU_CHUNK` (1024), or less where the window is small. Measured on the demo
-  document (2-core Xeon, bf16): 2048 and 4096 read it faster but keep other sentences (16 and 17
-  of the 20 kept at 1024) and attention is quadratic in the view, so the CPU keeps 1024.
+  document (2-core Xeon, bf16, ``bench/results/speed_defaults.json``): 2048 reads it 10% faster
+  but keeps 19 of the 21 sentences kept at 1024, and 4096 changes the answer, so the CPU keeps
+  1024.
 
 A window too small for the typical cache reserves at most half of what is left for it.
 

@@ -24,7 +24,7 @@ OTHER_VALUES = {
     "retrieval_heads": ((1, 0), (2, 1)),
     "lexical_weight": 0.0,
     "question_rows": "end",
-    "lexical_feedback": 0.5,
+    "lexical_feedback": 0.25,
     "score_baseline": True,
     "score_position": True,
     "max_cache_tokens": 200,

@@ -123,7 +123,8 @@ class Answerer:
         """The values of parallel shown sentences, to follow the answer (``answer_gather``)."""
         if not self.settings.answer_gather or not prompt.quoted or len(prompt.shown) < 2:
             return ""
-        values = gather_values(text, [retrieval.sentences[k].text for k in prompt.shown])
+        shown = [retrieval.sentences[k].text for k in prompt.shown]
+        values = gather_values(text, shown, retrieval.question)
         return f"{GATHER_LEAD}{', '.join(values)}{GATHER_END}" if values else ""
 
     def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:

@@ -5,7 +5,8 @@ holds several sentences that give them. After the answer, :func:`gather_values` 
 sentence the answer copied its value from, and every other evidence sentence that reads the same
 word for word except for that value: the same statement about the same subject. Their values
 are added to the answer. Sentences that differ anywhere else (another subject, another
-relation) add nothing, so a look-alike needle with another key never joins.
+relation) add nothing, and neither do sentences that differ in a word of the question, so a
+look-alike needle with another key never joins, even when the answer copied its whole sentence.
 """
 
 from __future__ import annotations
@@ -54,8 +55,13 @@ def _source(answer: list[str], sentences: list[list[str]]) -> tuple[int, int, in
     return None
 
 
-def gather_values(answer: str, quoted: Sequence[str]) -> list[str]:
-    """Values that other quoted sentences give in the place of the answer's value."""
+def gather_values(answer: str, quoted: Sequence[str], question: str = "") -> list[str]:
+    """Values that other quoted sentences give in the place of the answer's value.
+
+    A value never holds a word of ``question``: where two sentences differ in a word the
+    question names (its key, as with look-alike keys), they are two statements, not one.
+    """
+    asked = {w.lower() for w in _words(question) if _is_word(w)}
     answer_words = _words(answer)
     if not answer_words or len(quoted) < 2:
         return []
@@ -82,6 +88,8 @@ def gather_values(answer: str, quoted: Sequence[str]) -> list[str]:
             continue
         if head + tail < max(2, len(source) // 2):
             continue  # too little in common: another statement, not the same one
+        if any(w.lower() in asked for w in source[head : len(source) - tail]):
+            continue  # they differ in what the question asks about: another key
         spans = _spans(quoted[i])
         text = quoted[i][spans[head][0] : spans[len(words) - tail - 1][1]]
         if text not in extra and text not in answer:

@@ -151,6 +151,25 @@ def test_gathering_adds_the_values_of_parallel_quoted_sentences():
     assert gather_values(quoted[0], mixed) == ["1190335"]
 
 
+def test_gathering_never_joins_a_look_alike_key_the_question_names():
+    # The answer copies its whole sentence; the look-alikes differ in the key and the value.
+    quoted = [
+        "In the memo, Brerflor was given the codeword walrus.",
+        "In the memo, Brerfler was given the codeword raven.",
+        "In the memo, Brorflar was given the codeword apricot.",
+    ]
+    question = "In the memo, which codeword was Brerflor given?"
+    assert gather_values(quoted[0], quoted, question) == []
+    assert gather_values(quoted[0], quoted) != []  # without the question they would join
+    # The values of one key still join: they differ in no word of the question.
+    values = [
+        "Note: project Trirturk also uses the code 6439378.",
+        "Note: project Trirturk also uses the code 4926389.",
+    ]
+    asked = "Which codes does project Trirturk use? Give all of them."
+    assert gather_values(values[0], values, asked) == ["4926389"]
+
+
 HAY = (
     "The committee met on a rainy morning and reviewed the harbour plans. "
     "Several members asked about the cost of dredging the old channel. "

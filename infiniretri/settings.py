@@ -233,7 +233,7 @@ class EngineSettings:
     batch_size: int | str = setting(
         "auto",
         "pairs that retrieve_batch and answer_batch run together, or 'auto': one per forward on "
-        "a CPU and on CUDA with graphs, where batching does not pay (see sizing)",
+        "a CPU, where padding only adds work, 16 on an accelerator (see sizing)",
         check_auto_or_positive_int,
     )
 

@@ -127,6 +127,11 @@ class Answerer:
         values = gather_values(text, shown, retrieval.question)
         return f"{GATHER_LEAD}{', '.join(values)}{GATHER_END}" if values else ""
 
+    def _quote_answer(self, retrieval: Retrieval, prompt: AnswerPrompt) -> str:
+        """The answer when the reader ends at once after its quote: the quote itself (the
+        reader judged it the answer)."""
+        return " ".join(retrieval.sentences[k].text for k in prompt.quoted)
+
     def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:
         """A quoted answer is the first sentence after the quote."""
         return (*stops, *QUOTE_STOPS) if self.settings.answer_quote else stops
@@ -144,7 +149,13 @@ class Answerer:
     def _copy(self, prompt: AnswerPrompt) -> CopyBias | None:
         if not prompt.copy_spans:
             return None
-        return CopyBias(prompt.copy_spans, self.settings.answer_copy)
+        return CopyBias(
+            prompt.copy_spans,
+            self.settings.answer_copy,
+            self.context.answer_end_ids,
+            self.context.wordless_ids,
+            self.context.word_initial_ids,
+        )
 
     def _answer(
         self, retrieval: Retrieval, prompt: AnswerPrompt, text: str, generated: int
@@ -180,6 +191,9 @@ class Answerer:
                 ):
                     written.append(piece)
                     yield piece
+                if not "".join(written).strip() and prompt.quoted:
+                    written.append(self._quote_answer(retrieval, prompt))
+                    yield written[-1]
                 extra = self._gathered(retrieval, prompt, "".join(written))
                 if extra:
                     yield extra
@@ -221,6 +235,8 @@ class Answerer:
             for retrieval, prompt, (text, count) in zip(
                 retrievals[start : start + self.batch_size], group, done
             ):
+                if not text.strip() and prompt.quoted:
+                    text = self._quote_answer(retrieval, prompt)
                 text += self._gathered(retrieval, prompt, text)
                 answers.append(self._answer(retrieval, prompt, text, count))
         return answers

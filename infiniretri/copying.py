@@ -4,12 +4,15 @@ A small reader re-types long values (UUIDs, codes) with errors. :class:`CopyBias
 the logits of the tokens that would continue copying the evidence: while the answer so far ends
 in a span of the evidence, the token that follows that span; otherwise any token of the
 evidence (a new span may start anywhere). Tokens outside the evidence stay possible: a yes/no
-answer, or a word the evidence lacks, still wins when the model is sure of it.
+answer, or a word the evidence lacks, still wins when the model is sure of it. The bonus
+changes which token the answer copies, never whether it ends: where the model's own choice is
+one of the ``ends`` tokens (end of turn, a line break), no bonus is added; and a new span
+starts with a word, never with a blank or a punctuation mark.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 
@@ -17,7 +20,14 @@ import torch
 class CopyBias:
     """Per-answer state of copy-friendly decoding over ``spans`` (token ids)."""
 
-    def __init__(self, spans: Sequence[Sequence[int]], bonus: float) -> None:
+    def __init__(
+        self,
+        spans: Sequence[Sequence[int]],
+        bonus: float,
+        ends: Collection[int] = (),
+        wordless: Collection[int] | None = None,
+        word_initial: Collection[int] = (),
+    ) -> None:
         self.tokens: list[int] = [t for span in spans for t in span]
         # A span boundary is not a continuation: each position knows where its span ends.
         self.ends: list[int] = []
@@ -25,7 +35,20 @@ class CopyBias:
             end = len(self.ends) + len(span)
             self.ends.extend([end] * len(span))
         self.bonus = float(bonus)
-        self.starts = sorted(set(self.tokens))
+        self.ends_answer = frozenset(ends)
+        if wordless is None:  # no word boundaries known: a span may start anywhere
+            self.starts = sorted(set(self.tokens))
+        else:
+            blank, initial = set(wordless), set(word_initial)
+            heads = set()
+            for span in spans:
+                for k, token in enumerate(span):
+                    after_blank = k == 0 or span[k - 1] in blank
+                    if token not in blank and (after_blank or token in initial):
+                        heads.add(token)
+            self.starts = sorted(heads)
+        """Tokens a new span may start with: the first token of a word (after a blank or a
+        punctuation mark, or one that opens with a space), never a blank or a mid-word piece."""
         self.live: list[int] = []
         """Positions of the evidence that the answer's last token copied."""
 
@@ -36,7 +59,7 @@ class CopyBias:
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         """``logits`` (vocabulary,) with the bonus added to :meth:`candidates` (in place)."""
-        if self.bonus and self.tokens:
+        if self.bonus and self.tokens and int(logits.argmax()) not in self.ends_answer:
             index = torch.tensor(self.candidates(), device=logits.device)
             logits.index_add_(0, index, torch.full_like(index, self.bonus, dtype=logits.dtype))
         return logits

@@ -54,6 +54,9 @@ class ModelContext:
         )
         """Token id used to right-pad batched prompts."""
         self.end_ids = end_token_ids(model, tokenizer)
+        self._line_end_ids: frozenset[int] | None = None
+        self._wordless_ids: frozenset[int] | None = None
+        self._word_initial_ids: frozenset[int] | None = None
         """Token ids that end the assistant's turn."""
         install_capture(model)
         self.auto_layer: int | None = None
@@ -63,6 +66,44 @@ class ModelContext:
         self._runners: dict[bool, ForwardRunner] = {}
         self._pools: dict[tuple[int, int], PrepPool] = {}
         self._lock = threading.Lock()
+
+    @property
+    def answer_end_ids(self) -> frozenset[int]:
+        """Tokens that end a one-line answer: end of turn, and every token holding a line break
+        (computed once from the vocabulary)."""
+        if self._line_end_ids is None:
+            vocab = self.tokenizer.get_vocab()
+            lines = {
+                i
+                for token, i in vocab.items()
+                if "\n" in self.tokenizer.convert_tokens_to_string([token])
+            }
+            self._line_end_ids = frozenset(lines | set(self.end_ids))
+        return self._line_end_ids
+
+    @property
+    def wordless_ids(self) -> frozenset[int]:
+        """Tokens without a letter or a digit: blanks and punctuation (computed once)."""
+        if self._wordless_ids is None:
+            self._word_tokens()
+        return self._wordless_ids
+
+    @property
+    def word_initial_ids(self) -> frozenset[int]:
+        """Tokens that open a word: a space, then a letter or a digit (computed once)."""
+        if self._word_initial_ids is None:
+            self._word_tokens()
+        return self._word_initial_ids
+
+    def _word_tokens(self) -> None:
+        blank, initial = set(), set()
+        for token, i in self.tokenizer.get_vocab().items():
+            text = self.tokenizer.convert_tokens_to_string([token])
+            if not any(c.isalnum() for c in text):
+                blank.add(i)
+            elif text[:1].isspace() and text[1:2].isalnum():
+                initial.add(i)
+        self._wordless_ids, self._word_initial_ids = frozenset(blank), frozenset(initial)
 
     @property
     def device(self) -> torch.device:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,6 +51,21 @@ def test_copy_bias_follows_a_span_and_restarts_anywhere():
     assert logits[6] == 2.0 and logits.sum() == 2.0
     bias.advance(3)  # a token outside the evidence: the next may start a span anywhere
     assert bias.candidates() == [5, 6, 7, 8, 9]
+
+
+def test_copy_bias_never_outvotes_the_end_of_the_answer():
+    bias = CopyBias([[5, 6]], bonus=2.0, ends=[3])
+    ending = torch.zeros(8)
+    ending[3] = 1.0  # the model would end here: the bonus stays out
+    assert bias.apply(ending.clone()).tolist() == ending.tolist()
+    going = torch.zeros(8)
+    going[4] = 1.0
+    assert bias.apply(going)[[5, 6]].tolist() == [2.0, 2.0]
+    # 1: a blank; 5 opens a word after it, 6 is its second piece, 7 opens a word with a space.
+    spaced = CopyBias([[1, 5, 6, 7]], bonus=2.0, wordless=[1], word_initial=[7])
+    assert spaced.candidates() == [5, 7]  # a span starts where a word starts
+    spaced.advance(5)
+    assert spaced.candidates() == [6]  # and goes on mid-word
 
 
 PLAIN = {"answer_sentences": None, "answer_rescore": False, "answer_quote": 0, "answer_copy": 0.0}
@@ -206,3 +222,16 @@ def test_the_embedded_reader_picks_the_asked_look_alike(engine):
         answer = engine.answer(text, f"What is the approved budget code for {key}?")
         named = [v for v in keys.values() if v in answer.text]
         assert named == [value], (key, answer.text)
+
+
+def test_the_embedded_reader_answers_from_a_long_quoted_sentence(engine):
+    # The answer opens a long sentence: the reader that ends at once after its quote answers
+    # with the quote, instead of copying a span from the sentence's middle.
+    path = Path(__file__).resolve().parents[1] / "examples/data/wikipedia_steam_oxygen_amazon.txt"
+    text = path.read_text(encoding="utf-8")
+    at = text.index("NASA's CALIPSO")
+    part = text[at - 6000 : at + 3000]
+    answer = engine.answer(
+        part, "Which NASA satellite measured the dust blown from the Sahara to the Amazon?"
+    )
+    assert "CALIPSO" in answer.text, answer.text

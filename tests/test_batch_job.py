@@ -87,12 +87,19 @@ def by_id(rows):
 
 
 def comparable(row):
-    """A row without the timing (``stats.seconds`` differs from run to run)."""
+    """A row without the timing (``stats.seconds`` differs from run to run), its sentence
+    scores rounded: a row scanned beside other rows (a right-padded batch) gets the same
+    sentences, with standardised scores that differ in the last digits."""
     row = dict(row)
     if row.get("stats"):
         stats = json.loads(row["stats"])
         stats.pop("seconds")
         row["stats"] = stats
+    if row.get("sentences"):
+        sentences = json.loads(row["sentences"])
+        for sentence in sentences:
+            sentence["score"] = round(sentence["score"], 2)
+        row["sentences"] = sentences
     return row
 
 

@@ -15,6 +15,7 @@ from .debias import CONTENT_FREE_QUESTION
 from .evidence import choose_evidence
 from .gathering import GATHER_END, GATHER_LEAD, gather_values
 from .generation import GenerationCounter, greedy_batch, stream_greedy
+from .lexical import key_terms
 from .model_context import ModelContext
 from .prompt import QUOTE_END, QUOTE_LEAD, QUOTE_STOPS, PromptLayout
 from .results import Answer, Retrieval, Usage
@@ -95,8 +96,16 @@ class Answerer:
         if settings.answer_rescore and retrieval.sentences:
             scores = self.rescore(retrieval)
             rescore_tokens = self._rescore_tokens(retrieval)
+        coverage = None
+        if settings.answer_quote_coverage:
+            asked = key_terms(retrieval.question)
+            coverage = [len(asked & key_terms(s.text)) for s in retrieval.sentences]
         evidence = choose_evidence(
-            scores, settings.answer_sentences, settings.answer_quote, settings.answer_quote_margin
+            scores,
+            settings.answer_sentences,
+            settings.answer_quote,
+            settings.answer_quote_margin,
+            coverage,
         )
         context = [i for k in evidence.shown for i in retrieval.token_ids[k]]
         ids = self.layout.build(context, self.question_ids(retrieval.question)).ids

@@ -59,8 +59,11 @@ class CopyBias:
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         """``logits`` (vocabulary,) with the bonus added to :meth:`candidates` (in place)."""
-        if self.bonus and self.tokens and int(logits.argmax()) not in self.ends_answer:
-            index = torch.tensor(self.candidates(), device=logits.device)
+        if not self.bonus or int(logits.argmax()) in self.ends_answer:
+            return logits
+        candidates = self.candidates()
+        if candidates:  # none where the evidence holds no word (a row of dots)
+            index = torch.tensor(candidates, dtype=torch.long, device=logits.device)
             logits.index_add_(0, index, torch.full_like(index, self.bonus, dtype=logits.dtype))
         return logits
 

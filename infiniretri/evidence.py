@@ -28,14 +28,28 @@ class Evidence:
 
 
 def choose_evidence(
-    scores: Sequence[float], sentences: int | None, quote: int, margin: float
+    scores: Sequence[float],
+    sentences: int | None,
+    quote: int,
+    margin: float,
+    coverage: Sequence[int] | None = None,
 ) -> Evidence:
-    """The best ``sentences`` by score (all with ``None``), and those of them to quote."""
+    """The best ``sentences`` by score (all with ``None``), and those of them to quote.
+
+    ``coverage``: per sentence, how many of the question's key terms it holds. When given,
+    only the shown sentences of the highest coverage may be quoted (best score first): among
+    look-alike sentences ("project Delta-3" and "Delta-9"), the one that names everything the
+    question names.
+    """
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     shown = order if sentences is None else order[:sentences]
     quoted: list[int] = []
     if quote and order:
         z = standardized(list(scores)).tolist()
-        best = z[order[0]]
-        quoted = [i for i in shown[:quote] if z[i] >= best - margin]
+        pool = shown
+        if coverage is not None and shown:
+            most = max(coverage[i] for i in shown)
+            pool = [i for i in shown if coverage[i] == most]
+        best = z[pool[0]]
+        quoted = [i for i in pool[:quote] if z[i] >= best - margin]
     return Evidence(sorted(shown), sorted(quoted))

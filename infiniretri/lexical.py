@@ -31,6 +31,16 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
+_TERM = re.compile(r"(?u)\b(?:\w\w+|\d)\b")
+
+
+def key_terms(text: str) -> set[str]:
+    """The text's distinct lower-cased words with single digits kept (the key of "project
+    Delta-3" is its digit), stop words left out: what a sentence must hold to name what a
+    question names."""
+    return {w for w in _TERM.findall(text.lower()) if w not in STOP_WORDS}
+
+
 def bm25(
     question: str,
     units: Sequence[str],

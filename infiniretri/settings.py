@@ -218,6 +218,12 @@ class EngineSettings:
         "quote the sentences whose standardised score is within this of the best one",
         _non_negative_number,
     )
+    answer_quote_coverage: bool = setting(
+        True,
+        "quote only shown sentences that hold the most of the question's key terms (the asked "
+        "one among look-alike keys)",
+        _boolean,
+    )
     answer_copy: float = setting(
         3.0,
         "logit bonus for answer tokens that continue a span of the quoted (or shown) evidence "

@@ -12,6 +12,7 @@ from infiniretri import InfiniRetri
 from infiniretri.copying import CopyBias
 from infiniretri.evidence import choose_evidence
 from infiniretri.gathering import gather_values
+from infiniretri.lexical import key_terms
 from infiniretri.prompt import QUOTE_END, QUOTE_LEAD
 
 TEXT = " ".join(
@@ -36,6 +37,23 @@ def test_quotes_are_the_sentences_close_to_the_best():
     assert choose_evidence(alike, None, 2, 0.5).quoted == [1, 4]
     # Quotes come from what the prompt shows.
     assert set(choose_evidence(alike, 1, 3, 0.5).quoted) <= {1}
+
+
+def test_quotes_come_from_the_sentences_that_name_what_the_question_names():
+    question = "Which number is registered for project Delta-9?"
+    texts = [
+        "The number registered for project Delta-3 is 4412907.",
+        "The number registered for project Delta-9 is 1190335.",
+        "Rain fell all day.",
+    ]
+    asked = key_terms(question)
+    assert {"delta", "9"} <= asked and "3" not in asked
+    coverage = [len(asked & key_terms(t)) for t in texts]
+    assert coverage[1] > coverage[0] > coverage[2]
+    scores = [3.0, 2.0, 0.0]  # the attention prefers the look-alike
+    assert choose_evidence(scores, 8, 4, 1.0).quoted == [0, 1]
+    assert choose_evidence(scores, 8, 4, 1.0, coverage).quoted == [1]
+    assert choose_evidence(scores, 8, 4, 5.0, coverage).shown == [0, 1, 2]
 
 
 def test_copy_bias_follows_a_span_and_restarts_anywhere():

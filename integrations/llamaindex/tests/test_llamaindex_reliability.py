@@ -45,9 +45,16 @@ def silent(tiny):
     model = copy.deepcopy(tiny.model)
     with torch.no_grad():
         model.model.norm.weight.zero_()  # all logits 0: token 0 (<|endoftext|>) wins
-    # Free decoding: a copy bonus would lift the evidence's tokens above token 0.
+    # Free decoding (a copy bonus would lift the evidence's tokens above token 0) and no quote
+    # (a reader that ends at once after its quote answers with the quote).
     return InfiniRetri(
-        model, tiny.tokenizer, chunk_tokens=64, top_k_tokens=24, retrieval_layer=1, answer_copy=0.0
+        model,
+        tiny.tokenizer,
+        chunk_tokens=64,
+        top_k_tokens=24,
+        retrieval_layer=1,
+        answer_copy=0.0,
+        answer_quote=0,
     )
 
 

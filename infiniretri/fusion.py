@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .lexical import bm25
+from .lexical import InView
 from .scoring import Scorer, Selection, TokenScores
 
 
@@ -40,11 +40,12 @@ class FusedScorer(Scorer):
         selections = []
         for b, base in enumerate(self.attention.select(captured)):
             question, texts = captured.questions[b], captured.texts[b]
+            view = InView(texts)  # tokenized once for both passes
             attention = standardized(base.unit_scores)
-            fused = attention + self.weight * standardized(bm25(question, texts))
+            fused = attention + self.weight * standardized(view.bm25(question))
             if self.feedback and len(texts) > 1:
                 best = texts[int(torch.argmax(fused))]
-                lexical = bm25(question, texts, feedback=best, feedback_weight=self.feedback)
+                lexical = view.bm25(question, feedback=best, feedback_weight=self.feedback)
                 fused = attention + self.weight * standardized(lexical)
             order = sorted(range(len(fused)), key=lambda i: (-float(fused[i]), i))
             kept = sorted(order[: len(base.units)])

@@ -41,6 +41,45 @@ def key_terms(text: str) -> set[str]:
     return {w for w in _TERM.findall(text.lower()) if w not in STOP_WORDS}
 
 
+class InView:
+    """The units of one prompt, tokenized once, for any number of BM25 queries over them."""
+
+    def __init__(self, units: Sequence[str]) -> None:
+        self.docs = [Counter(words(u)) for u in units]
+        self.lengths = [sum(d.values()) for d in self.docs]
+        self.mean_length = (sum(self.lengths) / len(self.docs) or 1.0) if self.docs else 1.0
+
+    def bm25(
+        self,
+        question: str,
+        k1: float = 1.5,
+        b: float = 0.75,
+        feedback: str = "",
+        feedback_weight: float = 0.0,
+    ) -> list[float]:
+        """BM25 score of each unit for ``question`` (see :func:`bm25`)."""
+        docs = self.docs
+        weights = dict.fromkeys(words(question), 1.0)
+        if feedback_weight:
+            for term in words(feedback):
+                weights.setdefault(term, feedback_weight)
+        if not docs or not weights:
+            return [0.0] * len(docs)
+        n = len(docs)
+        idf = {}
+        for term, weight in weights.items():
+            df = sum(1 for d in docs if term in d)
+            if df:
+                idf[term] = weight * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        scores = []
+        for d, length in zip(docs, self.lengths):
+            norm = k1 * (1.0 - b + b * length / self.mean_length)
+            scores.append(
+                sum(w * d[t] * (k1 + 1) / (d[t] + norm) for t, w in idf.items() if t in d)
+            )
+        return scores
+
+
 def bm25(
     question: str,
     units: Sequence[str],
@@ -54,24 +93,4 @@ def bm25(
     ``feedback``: text whose words, where the question lacks them, join the query with weight
     ``feedback_weight`` (pseudo-relevance feedback: the best unit of a first pass).
     """
-    docs = [Counter(words(u)) for u in units]
-    weights = dict.fromkeys(words(question), 1.0)
-    if feedback_weight:
-        for term in words(feedback):
-            weights.setdefault(term, feedback_weight)
-    terms = set(weights)
-    if not docs or not terms:
-        return [0.0] * len(docs)
-    n = len(docs)
-    lengths = [sum(d.values()) for d in docs]
-    mean_length = sum(lengths) / n or 1.0
-    idf = {}
-    for term in terms:
-        df = sum(1 for d in docs if term in d)
-        if df:
-            idf[term] = weights[term] * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    scores = []
-    for d, length in zip(docs, lengths):
-        norm = k1 * (1.0 - b + b * length / mean_length)
-        scores.append(sum(w * d[t] * (k1 + 1) / (d[t] + norm) for t, w in idf.items() if t in d))
-    return scores
+    return InView(units).bm25(question, k1, b, feedback, feedback_weight)

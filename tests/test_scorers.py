@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from infiniretri import InfiniRetri, ReferenceScorer, TokenScores, WindowScorer
@@ -34,6 +34,11 @@ def captures(draw):
 @settings(max_examples=300, deadline=None)
 @given(captures(), st.integers(1, 9), st.integers(1, 80))
 def test_window_scorer_equals_the_reference(captured, phrase_tokens, top_k_tokens):
+    # Where two phrases tie at the top-K boundary, either may be kept (summation order).
+    for b in range(len(captured)):
+        phrase = torch.sort(phrase_scores(captured.tokens(b), phrase_tokens), descending=True)[0]
+        if top_k_tokens < phrase.numel():
+            assume(float(phrase[top_k_tokens - 1] - phrase[top_k_tokens]) > 1e-5)
     fast = WindowScorer(phrase_tokens, top_k_tokens).select(captured)
     plain = ReferenceScorer(phrase_tokens, top_k_tokens).select(captured)
     assert len(fast) == len(plain) == len(captured)

@@ -136,10 +136,20 @@ class Answerer:
         values = gather_values(text, shown, retrieval.question)
         return f"{GATHER_LEAD}{', '.join(values)}{GATHER_END}" if values else ""
 
-    def _quote_answer(self, retrieval: Retrieval, prompt: AnswerPrompt) -> str:
-        """The answer when the reader ends at once after its quote: the quote itself (the
-        reader judged it the answer)."""
-        return " ".join(retrieval.sentences[k].text for k in prompt.quoted)
+    def _quote_answer(self, retrieval: Retrieval, prompt: AnswerPrompt, text: str) -> str:
+        """What follows a quoted answer that says nothing new: the quote itself.
+
+        A reader that ends at once after its quote judged the quote the answer; one that only
+        repeats what the question names ("Delta-3" for "... project Delta-3?") has not answered.
+        Both get the quote (after what they wrote); any other answer gets nothing.
+        """
+        if not prompt.quoted:
+            return ""
+        said = key_terms(text)
+        if text.strip() and (not said or said - key_terms(retrieval.question)):
+            return ""
+        quote = " ".join(retrieval.sentences[k].text for k in prompt.quoted)
+        return f": {quote}" if text.strip() else quote
 
     def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:
         """A quoted answer is the first sentence after the quote."""
@@ -164,6 +174,7 @@ class Answerer:
             self.context.answer_end_ids,
             self.context.wordless_ids,
             self.context.word_initial_ids,
+            self.context.spacing_ids,
         )
 
     def _answer(
@@ -200,9 +211,10 @@ class Answerer:
                 ):
                     written.append(piece)
                     yield piece
-                if not "".join(written).strip() and prompt.quoted:
-                    written.append(self._quote_answer(retrieval, prompt))
-                    yield written[-1]
+                more = self._quote_answer(retrieval, prompt, "".join(written))
+                if more:
+                    written.append(more)
+                    yield more
                 extra = self._gathered(retrieval, prompt, "".join(written))
                 if extra:
                     yield extra
@@ -244,8 +256,7 @@ class Answerer:
             for retrieval, prompt, (text, count) in zip(
                 retrievals[start : start + self.batch_size], group, done
             ):
-                if not text.strip() and prompt.quoted:
-                    text = self._quote_answer(retrieval, prompt)
+                text += self._quote_answer(retrieval, prompt, text)
                 text += self._gathered(retrieval, prompt, text)
                 answers.append(self._answer(retrieval, prompt, text, count))
         return answers

@@ -27,6 +27,7 @@ class CopyBias:
         ends: Collection[int] = (),
         wordless: Collection[int] | None = None,
         word_initial: Collection[int] = (),
+        spacing: Collection[int] = (),
     ) -> None:
         self.tokens: list[int] = [t for span in spans for t in span]
         # A span boundary is not a continuation: each position knows where its span ends.
@@ -39,16 +40,24 @@ class CopyBias:
         if wordless is None:  # no word boundaries known: a span may start anywhere
             self.starts = sorted(set(self.tokens))
         else:
-            blank, initial = set(wordless), set(word_initial)
+            blank, initial, space = set(wordless), set(word_initial), set(spacing)
+
+            def opens(span: Sequence[int], k: int) -> bool:
+                # After a space, or after punctuation that follows a space ('"Lisp', "(42"):
+                # not after the hyphen inside "4146a91a-1c30".
+                if k == 0 or span[k - 1] in space:
+                    return True
+                return span[k - 1] in blank and (k == 1 or span[k - 2] in space)
+
             heads = set()
             for span in spans:
                 for k, token in enumerate(span):
-                    after_blank = k == 0 or span[k - 1] in blank
-                    if token not in blank and (after_blank or token in initial):
+                    if token not in blank and (token in initial or opens(span, k)):
                         heads.add(token)
             self.starts = sorted(heads)
-        """Tokens a new span may start with: the first token of a word (after a blank or a
-        punctuation mark, or one that opens with a space), never a blank or a mid-word piece."""
+        """Tokens a new span may start with: the first token of a word (one that opens with a
+        space, or follows a space or an opening mark after one), never a blank, a punctuation
+        mark or a piece inside a word."""
         self.live: list[int] = []
         """Positions of the evidence that the answer's last token copied."""
 

@@ -57,6 +57,7 @@ class ModelContext:
         self._line_end_ids: frozenset[int] | None = None
         self._wordless_ids: frozenset[int] | None = None
         self._word_initial_ids: frozenset[int] | None = None
+        self._spacing_ids: frozenset[int] | None = None
         """Token ids that end the assistant's turn."""
         install_capture(model)
         self.auto_layer: int | None = None
@@ -95,15 +96,25 @@ class ModelContext:
             self._word_tokens()
         return self._word_initial_ids
 
+    @property
+    def spacing_ids(self) -> frozenset[int]:
+        """Tokens without a letter or a digit that hold a blank (computed once)."""
+        if self._spacing_ids is None:
+            self._word_tokens()
+        return self._spacing_ids
+
     def _word_tokens(self) -> None:
-        blank, initial = set(), set()
+        blank, initial, space = set(), set(), set()
         for token, i in self.tokenizer.get_vocab().items():
             text = self.tokenizer.convert_tokens_to_string([token])
             if not any(c.isalnum() for c in text):
                 blank.add(i)
+                if any(c.isspace() for c in text):
+                    space.add(i)
             elif text[:1].isspace() and text[1:2].isalnum():
                 initial.add(i)
         self._wordless_ids, self._word_initial_ids = frozenset(blank), frozenset(initial)
+        self._spacing_ids = frozenset(space)
 
     @property
     def device(self) -> torch.device:

@@ -79,8 +79,11 @@ def test_copy_bias_never_outvotes_the_end_of_the_answer():
     going = torch.zeros(8)
     going[4] = 1.0
     assert bias.apply(going)[[5, 6]].tolist() == [2.0, 2.0]
-    # 1: a blank; 5 opens a word after it, 6 is its second piece, 7 opens a word with a space.
-    spaced = CopyBias([[1, 5, 6, 7]], bonus=2.0, wordless=[1], word_initial=[7])
+    # 1: a space; 5 opens a word after it, 6 is its second piece, 7 opens a word with a space;
+    # 2: a hyphen inside a word, 8 follows it ("4146a91a-1c30": no span starts at "1c30").
+    spaced = CopyBias(
+        [[1, 5, 6, 7, 2, 8]], bonus=2.0, wordless=[1, 2], word_initial=[7], spacing=[1]
+    )
     assert spaced.candidates() == [5, 7]  # a span starts where a word starts
     spaced.advance(5)
     assert spaced.candidates() == [6]  # and goes on mid-word

@@ -140,16 +140,22 @@ class Answerer:
         """What follows a quoted answer that says nothing new: the quote itself.
 
         A reader that ends at once after its quote judged the quote the answer; one that only
-        repeats what the question names ("Delta-3" for "... project Delta-3?") has not answered.
-        Both get the quote (after what they wrote); any other answer gets nothing.
+        repeats what the question names ("Delta-3" for "... project Delta-3?", where the quote
+        names all of it) has not answered. Both get the quote (after what they wrote); any
+        other answer gets nothing.
         """
         if not prompt.quoted:
             return ""
-        said = key_terms(text)
-        if text.strip() and (not said or said - key_terms(retrieval.question)):
-            return ""
         quote = " ".join(retrieval.sentences[k].text for k in prompt.quoted)
-        return f": {quote}" if text.strip() else quote
+        if text.strip():
+            said, asked = key_terms(text), key_terms(retrieval.question)
+            # Only where the quote names all the question names: then an answer made of the
+            # question's words adds nothing (a comparison's answer, one of the alternatives the
+            # question names, is left alone: its quote names only that one).
+            if not said or said - asked or asked - key_terms(quote):
+                return ""
+            return f": {quote}"
+        return quote
 
     def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:
         """A quoted answer is the first sentence after the quote."""

@@ -256,3 +256,19 @@ def test_the_embedded_reader_answers_from_a_long_quoted_sentence(engine):
         part, "Which NASA satellite measured the dust blown from the Sahara to the Amazon?"
     )
     assert "CALIPSO" in answer.text, answer.text
+
+
+def test_the_embedded_reader_names_the_value_of_a_digit_key(engine):
+    # Keys that differ in one digit: the quote is the sentence naming the asked key
+    # (answer_quote_coverage), and an answer that only repeats the key gets its quote.
+    keys = {"Delta-3": "4412907", "Delta-9": "1190335", "Delta-4": "8023416", "Delta-7": "6675021"}
+    parts = [HAY * 3]
+    for key, value in keys.items():
+        parts += [f"According to the records, the number registered for project {key} is {value}. "]
+        parts += [HAY * 3]
+    text = "".join(parts)
+    for key, value in keys.items():
+        question = f"According to the records, which number is registered for project {key}?"
+        answer = engine.answer(text, question)
+        named = [v for v in keys.values() if v in answer.text]
+        assert named == [value], (key, answer.text)

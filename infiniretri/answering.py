@@ -178,9 +178,7 @@ class Answerer:
             prompt.copy_spans,
             self.settings.answer_copy,
             self.context.answer_end_ids,
-            self.context.wordless_ids,
-            self.context.word_initial_ids,
-            self.context.spacing_ids,
+            *self.context.word_tokens,
         )
 
     def _answer(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -31,6 +32,17 @@ def context_window(model, tokenizer) -> int:
     limits.append(getattr(tokenizer, "model_max_length", None))
     limits = [n for n in limits if isinstance(n, int) and 0 < n < 10_000_000]
     return min(limits) if limits else 2048
+
+
+class WordTokens(NamedTuple):
+    """Token ids by what they hold, for copy-friendly decoding."""
+
+    wordless: frozenset[int]
+    """No letter or digit: blanks and punctuation."""
+    initial: frozenset[int]
+    """A space, then a letter or a digit: the start of a word."""
+    spacing: frozenset[int]
+    """Wordless tokens that hold a blank."""
 
 
 class ModelContext:
@@ -55,9 +67,7 @@ class ModelContext:
         """Token id used to right-pad batched prompts."""
         self.end_ids = end_token_ids(model, tokenizer)
         self._line_end_ids: frozenset[int] | None = None
-        self._wordless_ids: frozenset[int] | None = None
-        self._word_initial_ids: frozenset[int] | None = None
-        self._spacing_ids: frozenset[int] | None = None
+        self._word_tokens: WordTokens | None = None
         """Token ids that end the assistant's turn."""
         install_capture(model)
         self.auto_layer: int | None = None
@@ -83,38 +93,20 @@ class ModelContext:
         return self._line_end_ids
 
     @property
-    def wordless_ids(self) -> frozenset[int]:
-        """Tokens without a letter or a digit: blanks and punctuation (computed once)."""
-        if self._wordless_ids is None:
-            self._word_tokens()
-        return self._wordless_ids
-
-    @property
-    def word_initial_ids(self) -> frozenset[int]:
-        """Tokens that open a word: a space, then a letter or a digit (computed once)."""
-        if self._word_initial_ids is None:
-            self._word_tokens()
-        return self._word_initial_ids
-
-    @property
-    def spacing_ids(self) -> frozenset[int]:
-        """Tokens without a letter or a digit that hold a blank (computed once)."""
-        if self._spacing_ids is None:
-            self._word_tokens()
-        return self._spacing_ids
-
-    def _word_tokens(self) -> None:
-        blank, initial, space = set(), set(), set()
-        for token, i in self.tokenizer.get_vocab().items():
-            text = self.tokenizer.convert_tokens_to_string([token])
-            if not any(c.isalnum() for c in text):
-                blank.add(i)
-                if any(c.isspace() for c in text):
-                    space.add(i)
-            elif text[:1].isspace() and text[1:2].isalnum():
-                initial.add(i)
-        self._wordless_ids, self._word_initial_ids = frozenset(blank), frozenset(initial)
-        self._spacing_ids = frozenset(space)
+    def word_tokens(self) -> WordTokens:
+        """Which tokens are blanks, punctuation and word starts (computed once)."""
+        if self._word_tokens is None:
+            blank, initial, space = set(), set(), set()
+            for token, i in self.tokenizer.get_vocab().items():
+                text = self.tokenizer.convert_tokens_to_string([token])
+                if not any(c.isalnum() for c in text):
+                    blank.add(i)
+                    if any(c.isspace() for c in text):
+                        space.add(i)
+                elif text[:1].isspace() and text[1:2].isalnum():
+                    initial.add(i)
+            self._word_tokens = WordTokens(frozenset(blank), frozenset(initial), frozenset(space))
+        return self._word_tokens
 
     @property
     def device(self) -> torch.device:

@@ -70,3 +70,16 @@ def tiny_model(
     model = AutoModelForCausalLM.from_config(config, attn_implementation=attn_implementation)
     model.eval()
     return model, tokenizer
+
+
+def silent_engine(engine: InfiniRetri) -> InfiniRetri:
+    """A copy of ``engine`` (a Llama-style model) whose model only ever writes token 0 (end of
+    text): every answer is empty, for tests of empty answers. Free decoding and no quote (a copy
+    bonus would lift the evidence's tokens above token 0; a reader that ends at once after its
+    quote answers with the quote)."""
+    import copy
+
+    model = copy.deepcopy(engine.model)
+    with torch.no_grad():
+        model.model.norm.weight.zero_()  # all logits 0: token 0 wins
+    return InfiniRetri(model, engine.tokenizer, engine.settings, answer_copy=0.0, answer_quote=0)

@@ -7,10 +7,8 @@ integrations are in the repository's ``tests/test_reliability_async.py``.
 from __future__ import annotations
 
 import asyncio
-import copy
 
 import pytest
-import torch
 from llama_index.core.llms import ChatMessage
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.llms.infiniretri import InfiniRetriLLM
@@ -18,7 +16,7 @@ from llama_index.postprocessor.infiniretri import InfiniRetriNodePostprocessor
 from llama_index.retrievers.infiniretri import InfiniRetriQueryEngine, InfiniRetriRetriever
 
 from infiniretri import InfiniRetri
-from infiniretri.testing import tiny_model
+from infiniretri.testing import silent_engine, tiny_model
 
 QUESTION = "Where is the mill?"
 
@@ -42,20 +40,7 @@ def tiny():
 @pytest.fixture(scope="module")
 def silent(tiny):
     """An engine whose model only ever writes a special token: every answer is empty."""
-    model = copy.deepcopy(tiny.model)
-    with torch.no_grad():
-        model.model.norm.weight.zero_()  # all logits 0: token 0 (<|endoftext|>) wins
-    # Free decoding (a copy bonus would lift the evidence's tokens above token 0) and no quote
-    # (a reader that ends at once after its quote answers with the quote).
-    return InfiniRetri(
-        model,
-        tiny.tokenizer,
-        chunk_tokens=64,
-        top_k_tokens=24,
-        retrieval_layer=1,
-        answer_copy=0.0,
-        answer_quote=0,
-    )
+    return silent_engine(tiny)
 
 
 NUL_TEXT = "Readable start. \x00\x00\x00 binary junk."

@@ -7,12 +7,10 @@ Concurrency and cancellation across both integrations are in the repository's
 from __future__ import annotations
 
 import asyncio
-import copy
 
 import pytest
-import torch
 from infiniretri import InfiniRetri
-from infiniretri.testing import tiny_model
+from infiniretri.testing import silent_engine, tiny_model
 from langchain_core.documents import Document
 
 from langchain_infiniretri import (
@@ -46,20 +44,7 @@ def tiny() -> CountingEngine:
 @pytest.fixture(scope="module")
 def silent(tiny) -> InfiniRetri:
     """An engine whose model only ever writes a special token: every answer is empty."""
-    model = copy.deepcopy(tiny.model)
-    with torch.no_grad():
-        model.model.norm.weight.zero_()  # all logits 0: token 0 (<|endoftext|>) wins
-    # Free decoding (a copy bonus would lift the evidence's tokens above token 0) and no quote
-    # (a reader that ends at once after its quote answers with the quote).
-    return InfiniRetri(
-        model,
-        tiny.tokenizer,
-        chunk_tokens=64,
-        top_k_tokens=24,
-        retrieval_layer=1,
-        answer_copy=0.0,
-        answer_quote=0,
-    )
+    return silent_engine(tiny)
 
 
 def test_a_nul_document_is_refused_by_every_class(tiny):

@@ -279,16 +279,13 @@ class InfiniRetri:
         question = [pad] * question_tokens
         context = [pad] * (length - self.layout.overhead - question_tokens)
         prompt = self.layout.build(context, question)
-        baseline = None
-        if self.baseline_ids is not None:
-            baseline = [self.layout.build(context, self.baseline_ids)]
         capture = self.context.capture(
             [prompt],
             [[len(context)]],
             readout,
             graphs=self.settings.cuda_graphs,
             rows=self.settings.question_rows,
-            baseline=baseline,
+            baseline_ids=self.baseline_ids,
         )
         with capture:
             pass
@@ -550,9 +547,6 @@ class InfiniRetri:
                 f"{self.context_window}-token window"
             )
         lengths, texts = [[len(u.ids) for u in units]], [[u.text for u in units]]
-        baseline = None
-        if self.baseline_ids is not None:
-            baseline = [self.layout.build(ids, self.baseline_ids)]
         with self.context.capture(
             [prompt],
             lengths,
@@ -560,7 +554,7 @@ class InfiniRetri:
             texts=texts,
             questions=[question],
             rows=self.settings.question_rows,
-            baseline=baseline,
+            baseline_ids=self.baseline_ids,
         ) as captured:
             yield captured
 

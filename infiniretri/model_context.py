@@ -165,7 +165,7 @@ class ModelContext:
         texts: Sequence[Sequence[str]] | None = None,
         questions: Sequence[str] | None = None,
         rows: str = "question",
-        baseline: Sequence[BuiltPrompt] | None = None,
+        baseline_ids: Sequence[int] | None = None,
     ) -> Iterator[TokenScores]:
         """Run the prompts as one right-padded batch up to the readout's highest layer.
 
@@ -173,11 +173,15 @@ class ModelContext:
         position receives from its prompt's query ``rows`` (see
         :data:`~infiniretri.prompt.QUESTION_ROWS`), and the units (``unit_lengths``) each
         context holds (and, when given, their ``texts`` and the prompts' ``questions``).
-        ``baseline``: one prompt per prompt, same context, a content-free question; run in the
-        same batch, its attention comes back as ``TokenScores.baseline``.
+        ``baseline_ids``: a content-free question; each prompt runs again with it in its
+        question's place, in the same batch, and that attention comes back as
+        ``TokenScores.baseline``.
         The tensors stay valid until the context exits (a CUDA graph's outputs are reused).
         """
         runner = self.runner(graphs)
+        baseline = None
+        if baseline_ids is not None:
+            baseline = [p.with_question(baseline_ids) for p in prompts]
         batch = [*prompts, *(baseline or ())]
         with runner.session():
             values = runner.scores(

@@ -7,6 +7,7 @@ question. A tokenizer without a chat template gets a documented plain-text layou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 DEFAULT_PROMPT = (
@@ -49,6 +50,12 @@ class BuiltPrompt:
     context_end: int
     question_start: int
     question_end: int
+
+    def with_question(self, question_ids: Sequence[int]) -> BuiltPrompt:
+        """The same prompt with another question (same template, same context positions)."""
+        ids = [*self.ids[: self.question_start], *question_ids, *self.ids[self.question_end :]]
+        end = self.question_start + len(question_ids)
+        return BuiltPrompt(ids, self.context_start, self.context_end, self.question_start, end)
 
     def rows(self, question_rows: str = "question") -> range:
         """The query rows whose attention is read (see :data:`QUESTION_ROWS`)."""

@@ -210,11 +210,6 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
         settings.layout.build(context_ids(units), item.question_ids)
         for item, units in zip(items, candidates)
     ]
-    baseline = None
-    if settings.baseline_ids is not None:
-        baseline = [
-            settings.layout.build(context_ids(units), settings.baseline_ids) for units in candidates
-        ]
     lengths = [[len(u.ids) for u in units] for units in candidates]
     capture = settings.context.capture(
         prompts,
@@ -224,7 +219,7 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
         texts=[[u.text for u in units] for units in candidates],
         questions=[item.question for item in items],
         rows=settings.rows,
-        baseline=baseline,
+        baseline_ids=settings.baseline_ids,
     )
     with capture as captured:
         chunks = [item.upcoming for item in items]

@@ -174,12 +174,7 @@ class Answerer:
     def _copy(self, prompt: AnswerPrompt) -> CopyBias | None:
         if not prompt.copy_spans:
             return None
-        return CopyBias(
-            prompt.copy_spans,
-            self.settings.answer_copy,
-            self.context.answer_end_ids,
-            *self.context.word_tokens,
-        )
+        return CopyBias(prompt.copy_spans, self.settings.answer_copy, self.context.word_tokens)
 
     def _answer(
         self, retrieval: Retrieval, prompt: AnswerPrompt, text: str, generated: int

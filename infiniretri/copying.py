@@ -6,28 +6,37 @@ in a span of the evidence, the token that follows that span; otherwise any token
 evidence (a new span may start anywhere). Tokens outside the evidence stay possible: a yes/no
 answer, or a word the evidence lacks, still wins when the model is sure of it. The bonus
 changes which token the answer copies, never whether it ends: where the model's own choice is
-one of the ``ends`` tokens (end of turn, a line break), no bonus is added; and a new span
+one of the ``answer_ends`` tokens (end of turn, a line break), no bonus is added; and a new span
 starts with a word, never with a blank or a punctuation mark.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
+
+
+class WordTokens(NamedTuple):
+    """A vocabulary's token ids by what they hold (:meth:`ModelContext.word_tokens
+    <infiniretri.model_context.ModelContext.word_tokens>`)."""
+
+    answer_ends: frozenset[int]
+    """Tokens that end a one-line answer: end of turn, and every token holding a line break."""
+    wordless: frozenset[int]
+    """No letter or digit: blanks and punctuation."""
+    initial: frozenset[int]
+    """A space, then a letter or a digit: the start of a word."""
+    spacing: frozenset[int]
+    """Wordless tokens that hold a blank."""
 
 
 class CopyBias:
     """Per-answer state of copy-friendly decoding over ``spans`` (token ids)."""
 
     def __init__(
-        self,
-        spans: Sequence[Sequence[int]],
-        bonus: float,
-        ends: Collection[int] = (),
-        wordless: Collection[int] | None = None,
-        word_initial: Collection[int] = (),
-        spacing: Collection[int] = (),
+        self, spans: Sequence[Sequence[int]], bonus: float, words: WordTokens | None = None
     ) -> None:
         self.tokens: list[int] = [t for span in spans for t in span]
         # A span boundary is not a continuation: each position knows where its span ends.
@@ -36,11 +45,11 @@ class CopyBias:
             end = len(self.ends) + len(span)
             self.ends.extend([end] * len(span))
         self.bonus = float(bonus)
-        self.ends_answer = frozenset(ends)
-        if wordless is None:  # no word boundaries known: a span may start anywhere
+        self.ends_answer = words.answer_ends if words is not None else frozenset()
+        if words is None:  # no word boundaries known: a span may start anywhere
             self.starts = sorted(set(self.tokens))
         else:
-            blank, initial, space = set(wordless), set(word_initial), set(spacing)
+            blank, initial, space = words.wordless, words.initial, words.spacing
 
             def opens(span: Sequence[int], k: int) -> bool:
                 # After a space, or after punctuation that follows a space ('"Lisp', "(42"):

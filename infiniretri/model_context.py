@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
 import torch
 
 from .attention import decoder_layers, install_capture, text_config
+from .copying import WordTokens
 from .forward import ForwardRunner
 from .generation import end_token_ids
 from .loading import MODEL_ID_ATTR
@@ -32,17 +32,6 @@ def context_window(model, tokenizer) -> int:
     limits.append(getattr(tokenizer, "model_max_length", None))
     limits = [n for n in limits if isinstance(n, int) and 0 < n < 10_000_000]
     return min(limits) if limits else 2048
-
-
-class WordTokens(NamedTuple):
-    """Token ids by what they hold, for copy-friendly decoding."""
-
-    wordless: frozenset[int]
-    """No letter or digit: blanks and punctuation."""
-    initial: frozenset[int]
-    """A space, then a letter or a digit: the start of a word."""
-    spacing: frozenset[int]
-    """Wordless tokens that hold a blank."""
 
 
 class ModelContext:
@@ -66,9 +55,8 @@ class ModelContext:
         )
         """Token id used to right-pad batched prompts."""
         self.end_ids = end_token_ids(model, tokenizer)
-        self._line_end_ids: frozenset[int] | None = None
-        self._word_tokens: WordTokens | None = None
         """Token ids that end the assistant's turn."""
+        self._word_tokens: WordTokens | None = None
         install_capture(model)
         self.auto_layer: int | None = None
         """The layer that ``retrieval_layer="auto"`` resolved to, once it did."""
@@ -79,33 +67,22 @@ class ModelContext:
         self._lock = threading.Lock()
 
     @property
-    def answer_end_ids(self) -> frozenset[int]:
-        """Tokens that end a one-line answer: end of turn, and every token holding a line break
-        (computed once from the vocabulary)."""
-        if self._line_end_ids is None:
-            vocab = self.tokenizer.get_vocab()
-            lines = {
-                i
-                for token, i in vocab.items()
-                if "\n" in self.tokenizer.convert_tokens_to_string([token])
-            }
-            self._line_end_ids = frozenset(lines | set(self.end_ids))
-        return self._line_end_ids
-
-    @property
     def word_tokens(self) -> WordTokens:
-        """Which tokens are blanks, punctuation and word starts (computed once)."""
+        """The vocabulary's answer ends, blanks, punctuation and word starts (one pass over the
+        vocabulary, once)."""
         if self._word_tokens is None:
-            blank, initial, space = set(), set(), set()
+            lines, blank, initial, space = set(self.end_ids), set(), set(), set()
             for token, i in self.tokenizer.get_vocab().items():
                 text = self.tokenizer.convert_tokens_to_string([token])
+                if "\n" in text:
+                    lines.add(i)
                 if not any(c.isalnum() for c in text):
                     blank.add(i)
                     if any(c.isspace() for c in text):
                         space.add(i)
                 elif text[:1].isspace() and text[1:2].isalnum():
                     initial.add(i)
-            self._word_tokens = WordTokens(frozenset(blank), frozenset(initial), frozenset(space))
+            self._word_tokens = WordTokens(*map(frozenset, (lines, blank, initial, space)))
         return self._word_tokens
 
     @property

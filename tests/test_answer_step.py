@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from infiniretri import InfiniRetri
-from infiniretri.copying import CopyBias
+from infiniretri.copying import CopyBias, WordTokens
 from infiniretri.evidence import choose_evidence
 from infiniretri.gathering import gather_values
 from infiniretri.lexical import key_terms
@@ -71,8 +71,13 @@ def test_copy_bias_follows_a_span_and_restarts_anywhere():
     assert bias.candidates() == [5, 6, 7, 8, 9]
 
 
+def words(**ids) -> WordTokens:
+    """Word-token sets of a made-up vocabulary (empty where not given)."""
+    return WordTokens(*(frozenset(ids.get(f, ())) for f in WordTokens._fields))
+
+
 def test_copy_bias_never_outvotes_the_end_of_the_answer():
-    bias = CopyBias([[5, 6]], bonus=2.0, ends=[3])
+    bias = CopyBias([[5, 6]], bonus=2.0, words=words(answer_ends=[3], initial=[5, 6]))
     ending = torch.zeros(8)
     ending[3] = 1.0  # the model would end here: the bonus stays out
     assert bias.apply(ending.clone()).tolist() == ending.tolist()
@@ -81,9 +86,7 @@ def test_copy_bias_never_outvotes_the_end_of_the_answer():
     assert bias.apply(going)[[5, 6]].tolist() == [2.0, 2.0]
     # 1: a space; 5 opens a word after it, 6 is its second piece, 7 opens a word with a space;
     # 2: a hyphen inside a word, 8 follows it ("4146a91a-1c30": no span starts at "1c30").
-    spaced = CopyBias(
-        [[1, 5, 6, 7, 2, 8]], bonus=2.0, wordless=[1, 2], word_initial=[7], spacing=[1]
-    )
+    spaced = CopyBias([[1, 5, 6, 7, 2, 8]], 2.0, words(wordless=[1, 2], initial=[7], spacing=[1]))
     assert spaced.candidates() == [5, 7]  # a span starts where a word starts
     spaced.advance(5)
     assert spaced.candidates() == [6]  # and goes on mid-word

@@ -140,7 +140,7 @@ class InfiniRetri:
         chunk = choose_chunk_tokens(
             settings.chunk_tokens, device, context.context_window, self.layout.overhead
         )
-        batch = choose_batch_size(settings.batch_size, device, settings.cuda_graphs)
+        batch = choose_batch_size(settings.batch_size, device)
         self.sizing = {"chunk_tokens": chunk, "batch_size": batch}
         """``chunk_tokens`` and ``batch_size`` in use, each with why (``"auto"`` resolved)."""
         self.chunk_tokens, self.batch_size = chunk.value, batch.value

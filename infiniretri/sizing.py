@@ -107,19 +107,20 @@ def choose_chunk_tokens(
     )
 
 
-def auto_batch_size(device_type: str, cuda_graphs: bool) -> int:
-    """The pairs per forward ``batch_size="auto"`` gives (see the module doc); batching paid
-    on the H200 with CUDA graphs on, so ``cuda_graphs`` does not change the pick."""
+def auto_batch_size(device_type: str) -> int:
+    """The pairs per forward ``batch_size="auto"`` gives (see the module doc). Batching paid on
+    the H200 with CUDA graphs on; without them every forward pays its launches, which a batch
+    shares, so CUDA graphs do not change the pick."""
     if device_type == "cpu":
         return 1
     return LAUNCH_BOUND_BATCH
 
 
-def choose_batch_size(setting: int | str, device_type: str, cuda_graphs: bool) -> Choice:
+def choose_batch_size(setting: int | str, device_type: str) -> Choice:
     """``batch_size`` as an int: the setting itself, or the ``"auto"`` rule's pick."""
     if setting != AUTO:
         return Choice(int(setting), "set explicitly")
-    value = auto_batch_size(device_type, cuda_graphs)
+    value = auto_batch_size(device_type)
     if value == 1:
         why = "one pair per forward: a window already fills the device, padding only adds work"
     else:

@@ -81,14 +81,13 @@ def test_choices_say_why():
     auto = choose_chunk_tokens("auto", "cuda", 8192, 46)
     assert auto.value == 4096 and "auto" in auto.reason and "8192" in auto.reason
     assert choose_chunk_tokens(512, "cuda", 8192, 46) == (512, "set explicitly")
-    assert choose_batch_size("auto", "cuda", True).value == LAUNCH_BOUND_BATCH
-    assert choose_batch_size(7, "cuda", True) == (7, "set explicitly")
+    assert choose_batch_size("auto", "cuda").value == LAUNCH_BOUND_BATCH
+    assert choose_batch_size(7, "cuda") == (7, "set explicitly")
 
 
 def test_auto_batch_is_one_on_a_cpu_and_a_batch_on_an_accelerator():
-    assert auto_batch_size("cpu", True) == auto_batch_size("cpu", False) == 1
-    assert auto_batch_size("cuda", True) == LAUNCH_BOUND_BATCH
-    assert auto_batch_size("cuda", False) == LAUNCH_BOUND_BATCH
+    assert auto_batch_size("cpu") == 1
+    assert auto_batch_size("cuda") == LAUNCH_BOUND_BATCH
     assert generation_batch_size("auto") == GENERATION_BATCH and generation_batch_size(3) == 3
     assert rows_per_call("auto") == ROWS_PER_CALL and rows_per_call(5) == 5
 

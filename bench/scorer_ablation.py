@@ -40,15 +40,23 @@ def capture_key(settings) -> tuple[str, str]:
     return heads, settings.question_rows
 
 
-def build_variants(engine) -> dict[str, tuple[tuple[str, str], Any]]:
-    """``{name: (capture key, scorer)}`` for the defaults and every ablation variant."""
+def build_variants(engine) -> tuple[dict[str, tuple[tuple[str, str], Any]], dict]:
+    """``{name: (capture key, scorer)}`` for the defaults and every ablation variant, and
+    ``{capture key: engine}``: one engine per capture, with the content-free baseline on where
+    a variant of that capture reads it."""
     from infiniretri.ranking import ranking_scorer
 
-    out = {}
+    variants, baseline = {}, {}
     for name, options in {DEFAULTS: {}, **ABLATION}.items():
         settings = engine.settings.replace(**options)
-        out[name] = (capture_key(settings), ranking_scorer(settings, engine.attention_scorer))
-    return out
+        key = capture_key(settings)
+        variants[name] = (key, ranking_scorer(settings, engine.attention_scorer))
+        baseline[key] = baseline.get(key, False) or settings.score_baseline
+    engines = {
+        key: engine.with_options(retrieval_heads=key[0], question_rows=key[1], score_baseline=on)
+        for key, on in sorted(baseline.items())
+    }
+    return variants, engines
 
 
 def score_item(engines, variants, record: dict[str, Any]) -> dict[str, Any]:
@@ -121,15 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     records = load_prepared(args.split, args.limit)
     add_dense_rankings(records, args.device)
     base = load_engine(args.device, args.dtype)
-    variants = build_variants(base)
-    keys = sorted({key for key, _ in variants.values()})
-    baseline_keys = {key for key, scorer in variants.values() if "BaselineScorer" in repr(scorer)}
-    engines = {
-        key: base.with_options(
-            retrieval_heads=key[0], question_rows=key[1], score_baseline=key in baseline_keys
-        )
-        for key in keys
-    }
+    variants, engines = build_variants(base)
     items, started = [], time.perf_counter()
     for n, record in enumerate(records):
         if deadline.expired(10):

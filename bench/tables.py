@@ -163,6 +163,11 @@ def paired_differences(
     return sum(diffs) / n, means[49], means[1949]
 
 
+def _interval(d: tuple[float, float, float] | None) -> str:
+    """A paired difference and its interval, in points (``–`` where there is none)."""
+    return "–" if d is None else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
+
+
 def hotpot_paired_table(data: dict[str, Any]) -> str:
     method = f"infiniretri_c{data['engine']['chunk_tokens']}"
     out = [
@@ -177,11 +182,7 @@ def hotpot_paired_table(data: dict[str, Any]) -> str:
             cells = []
             for metric in ("recall", "f1"):
                 d = paired_differences(data["items"], method, other, budget, metric)
-                cells.append(
-                    "–"
-                    if d is None
-                    else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
-                )
+                cells.append(_interval(d))
             out.append(f"| {budget} | {NAMES[other]} | {cells[0]} | {cells[1]} |")
     return "\n".join(out)
 
@@ -226,9 +227,7 @@ def hotpot_ablation_table(data: dict[str, Any]) -> str:
             row = rows.get((method, str(budget)))
             d = paired_differences(data["items"], method, "bm25", budget, "recall")
             cells.append(_pct(row["recall"]) if row else "–")
-            cells.append(
-                "–" if d is None else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
-            )
+            cells.append(_interval(d))
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     for other in ("bm25", "dense_minilm"):
         cells = []
@@ -328,10 +327,6 @@ def tuning_table(data: dict[str, Any]) -> str:
         )
     out += ["", f"Chosen: `{json.dumps(data['chosen'])}`"]
     return "\n".join(out)
-
-
-def _interval(d) -> str:
-    return "–" if d is None else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
 
 
 def scorer_ablation_table(data: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .copying import CopyBias
 from .debias import CONTENT_FREE_QUESTION
-from .evidence import choose_evidence
+from .evidence import choose_evidence, unsupported
 from .gathering import GATHER_END, GATHER_LEAD, gather_values
 from .generation import GenerationCounter, greedy_batch, stream_greedy
 from .lexical import key_terms
@@ -137,25 +137,18 @@ class Answerer:
         return f"{GATHER_LEAD}{', '.join(values)}{GATHER_END}" if values else ""
 
     def _quote_answer(self, retrieval: Retrieval, prompt: AnswerPrompt, text: str) -> str:
-        """What follows a quoted answer that says nothing new: the quote itself.
+        """What follows a quoted answer that says nothing the quote backs: the quote itself.
 
-        A reader that ends at once after its quote judged the quote the answer; one that only
-        repeats what the question names ("Delta-3" for "... project Delta-3?", where the quote
-        names all of it) has not answered. Both get the quote (after what they wrote); any
-        other answer gets nothing.
+        A reader that ends at once after its quote judged the quote the answer; one whose answer
+        is unsupported (:func:`~infiniretri.evidence.unsupported`) gets the quote after what it
+        wrote. Any other answer gets nothing.
         """
         if not prompt.quoted:
             return ""
         quote = " ".join(retrieval.sentences[k].text for k in prompt.quoted)
-        if text.strip():
-            said, asked = key_terms(text), key_terms(retrieval.question)
-            # Only where the quote names all the question names: then an answer made of the
-            # question's words adds nothing (a comparison's answer, one of the alternatives the
-            # question names, is left alone: its quote names only that one).
-            if not said or said - asked or asked - key_terms(quote):
-                return ""
-            return f": {quote}"
-        return quote
+        if not text.strip():
+            return quote
+        return f": {quote}" if unsupported(text, retrieval.question, quote) else ""
 
     def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:
         """A quoted answer is the first sentence after the quote."""

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .fusion import standardized
+from .lexical import key_terms
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,18 @@ def choose_evidence(
         best = z[pool[0]]
         quoted = [i for i in pool[:quote] if z[i] >= best - margin]
     return Evidence(sorted(shown), sorted(quoted))
+
+
+def unsupported(answer: str, question: str, quote: str) -> bool:
+    """Whether a quoted answer says nothing that its quote backs.
+
+    Judged only where the quote names all the question names (else the quote may not hold the
+    answer). Then an answer made only of the question's words ("Delta-3" for "... project
+    Delta-3?") has not answered, and one that shares no word with the quote contradicts the
+    evidence it just quoted. A comparison's answer (one alternative the question names, "Alpha"
+    for "Alpha or Beta?") is left alone: its quote names only that one.
+    """
+    said, asked, quoted = key_terms(answer), key_terms(question), key_terms(quote)
+    if not said or asked - quoted:
+        return False
+    return said <= asked or not said & quoted

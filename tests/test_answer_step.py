@@ -275,3 +275,17 @@ def test_the_embedded_reader_names_the_value_of_a_digit_key(engine):
         answer = engine.answer(text, question)
         named = [v for v in keys.values() if v in answer.text]
         assert named == [value], (key, answer.text)
+
+
+def test_an_answer_the_quote_does_not_back_is_unsupported():
+    from infiniretri.evidence import unsupported
+
+    question = "What is the best thing to do in San Francisco?"
+    quote = "The best thing to do in San Francisco is eat a sandwich in Dolores Park."
+    assert unsupported("Sirens", question, quote)  # nothing from the quote
+    assert unsupported("San Francisco", question, quote)  # only the question's words
+    assert not unsupported("Eat a sandwich.", question, quote)
+    # The quote does not name all the question names: no judgement.
+    assert not unsupported("Sirens", question, "Dolores Park is sunny.")
+    # A comparison's answer: its quote names only the one alternative.
+    assert not unsupported("Alpha", "Is Alpha or Beta older?", "Alpha is older than the sea.")

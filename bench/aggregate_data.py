@@ -28,6 +28,8 @@ undefined). Haystacks: the Paul Graham essays or the Wikipedia prose the project
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 import random
 import re
@@ -35,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .multineedle_data import HAYSTACKS, HaystackSource, insert, load_source
+from .multineedle_data import HAYSTACKS, HaystackSource, load_source
 
 __all__ = [
     "HAYSTACKS",
@@ -277,6 +279,74 @@ def score_answer(answer: str, gold: Sequence[str], distractors: Sequence[str]) -
         "gold_named": gold_named,
         "distractors_named": other_named,
     }
+
+
+# =========================================================================== insertion
+@functools.lru_cache(maxsize=1)
+def _splitter():
+    from infiniretri.sentences import SentenceSplitter
+
+    return SentenceSplitter()
+
+
+def sentence_ends(text: str) -> list[int]:
+    """Where the engine's sentence splitter ends a sentence on a full stop, question or
+    exclamation mark (maybe closed by a quote or bracket) followed by whitespace: there an
+    inserted sentence stays a sentence of its own ("6 m." in the middle of a sentence is no
+    end, as it would be for a plain full-stop rule)."""
+    ends = []
+    for _, end in _splitter().split(text):
+        if text[end - 1] in ".!?\"')]" and (end == len(text) or text[end].isspace()):
+            ends.append(end)
+    return ends
+
+
+def insertion_points(text: str) -> list[int]:
+    """Where a sentence may go: the start, and every :func:`sentence_ends` end, moved to the
+    start of the next paragraph where a paragraph ends there (a sentence appended to a
+    paragraph's last one would join it where Punkt took that one's end for an abbreviation)."""
+    points = [0]
+    for end in sentence_ends(text):
+        at = end
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if "\n" in text[end:at]:
+            end = at
+        if end > points[-1]:
+            points.append(end)
+    return points
+
+
+def insert(hay: str, sentences: Sequence[str], depths: Sequence[float]) -> tuple[str, list[int]]:
+    """Insert ``sentences`` at the points (:func:`insertion_points`) nearest before ``depths``
+    (fractions, any order; distinct points). Returns the text and each sentence's start, in the
+    order given."""
+    bounds = insertion_points(hay)
+    order = sorted(range(len(sentences)), key=lambda i: depths[i])
+    chosen: dict[int, int] = {}
+    last = -1
+    for rank, i in enumerate(order):
+        at = bisect.bisect_right(bounds, depths[i] * len(hay)) - 1
+        at = max(at, last + 1)
+        at = min(at, len(bounds) - (len(order) - rank))  # room for the ones after it
+        if at <= last or at < 0:
+            raise ValueError(f"the haystack has too few sentences for {len(sentences)} items")
+        chosen[i] = bounds[at]
+        last = at
+    out, starts, pos, size = [], [0] * len(sentences), 0, 0
+    for i in order:
+        b = chosen[i]
+        out.append(hay[pos:b])
+        size += b - pos
+        before = " " if b > 0 and not hay[b - 1].isspace() else ""
+        after = "" if b == len(hay) or hay[b].isspace() else " "
+        starts[i] = size + len(before)
+        piece = before + sentences[i] + after
+        out.append(piece)
+        size += len(piece)
+        pos = b
+    out.append(hay[pos:])
+    return "".join(out), starts
 
 
 # =========================================================================== cases

@@ -36,6 +36,7 @@ import gzip
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,9 @@ from .aggregate import (
     fmt_num,
     fmt_pct_ci,
     fmt_rate,
+    in_shard,
     mean_ci,
+    parse_shard,
     result_path,
 )
 from .common import BENCH_DIR, Deadline, append_jsonl, qa_f1_score, read_jsonl, write_json
@@ -164,6 +167,8 @@ def run(args: argparse.Namespace) -> Path:
     items, documents, described = load_items(args.prepared)
     if args.limit:
         items = items[: args.limit]
+    shard = parse_shard(args.shard)
+    items = [item for i, item in enumerate(items) if in_shard(i, shard)]
     out = result_path(args.out, "aalcr_global.json")
     checkpoint = Path(args.checkpoint or BENCH_DIR / "data" / f"{out.stem}.jsonl")
     setup = {
@@ -211,29 +216,83 @@ def run(args: argparse.Namespace) -> Path:
         ]
         for r in records:
             r.pop("setup", None)
-        payload = {
-            "bench": "aalcr_global",
-            "description": "every AA-LCR question answered by each method; contains: the "
-            "normalised gold answer occurs as whole words in the normalised answer; f1: token F1 "
-            "against the gold answer; verbatim: the gold answer occurs in the document",
-            "data": described,
-            "licence": LICENCE,
-            "methods": list(args.methods),
-            "mode_options": {m: MODE_OPTIONS[m] for m in args.methods if m in MODE_OPTIONS},
-            "options": options,
-            "engine": settings,
-            "max_new_tokens": args.max_new_tokens,
-            "items_total": len(items),
-            "items_verbatim": sum(bool(i["verbatim"]) for i in items),
-            "records_total": len(items) * len(args.methods),
-            "records_done": len(records),
-            "skipped_for_time": skipped,
-            "errors": errors,
-            "summary": summarize(records, args.methods),
-            "records": records,
-        }
+        payload = build_payload(
+            records,
+            methods=args.methods,
+            items=items,
+            data=described,
+            options=options,
+            engine=settings,
+            max_new_tokens=args.max_new_tokens,
+            skipped=skipped,
+            errors=errors,
+            shard=args.shard,
+        )
         write_json(out, payload)
         print(f"wrote {out} ({len(records)} answers)", file=sys.stderr)
+    return out
+
+
+def build_payload(
+    records: list[dict[str, Any]],
+    *,
+    methods: Sequence[str],
+    items: list[dict[str, Any]],
+    skipped: list[str],
+    errors: list[dict[str, str]],
+    **fields: Any,
+) -> dict[str, Any]:
+    """The result file's body (``fields``: data, options, engine, max_new_tokens ...)."""
+    return {
+        "bench": "aalcr_global",
+        "description": "every AA-LCR question answered by each method; contains: the "
+        "normalised gold answer occurs as whole words in the normalised answer; f1: token F1 "
+        "against the gold answer; verbatim: the gold answer occurs in the document",
+        "licence": LICENCE,
+        "methods": list(methods),
+        "mode_options": {m: MODE_OPTIONS[m] for m in methods if m in MODE_OPTIONS},
+        **fields,
+        "items_total": len(items),
+        "items_verbatim": sum(bool(i["verbatim"]) for i in items),
+        "records_total": len(items) * len(methods),
+        "records_done": len(records),
+        "skipped_for_time": skipped,
+        "errors": errors,
+        "summary": summarize(records, methods),
+        "records": records,
+    }
+
+
+def merge(args: argparse.Namespace) -> Path:
+    """One result file from the result files of several shards (or runs)."""
+    parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.input]
+    if any(p.get("bench") != "aalcr_global" for p in parts):
+        raise SystemExit("merge: every input must be a bench.aalcr_global result file")
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in parts:
+        for r in p["records"]:
+            records.setdefault((r["qid"], r["method"]), r)
+    methods = list(dict.fromkeys(m for p in parts for m in p["methods"]))
+    items = {r["qid"]: {"verbatim": r["verbatim"]} for r in records.values()}
+    total = sum(p["items_total"] for p in parts)
+    payload = build_payload(
+        sorted(records.values(), key=lambda r: (r["qid"], methods.index(r["method"]))),
+        methods=methods,
+        items=list(items.values()),
+        skipped=[k for p in parts for k in p["skipped_for_time"]],
+        errors=[e for p in parts for e in p["errors"]],
+        data=parts[0]["data"],
+        options=parts[0]["options"],
+        engine=parts[0]["engine"],
+        max_new_tokens=parts[0]["max_new_tokens"],
+        merged_from=[{"file": str(f), "meta": p["meta"]} for f, p in zip(args.input, parts)],
+    )
+    payload["items_total"] = max(total, len(items))
+    payload["records_total"] = sum(p["records_total"] for p in parts)
+    payload["items_verbatim"] = sum(p["items_verbatim"] for p in parts)
+    out = result_path(args.out, "aalcr_global.json")
+    write_json(out, payload)
+    print(f"wrote {out} ({payload['records_done']} answers)", file=sys.stderr)
     return out
 
 
@@ -285,6 +344,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--prepared", default=None, help=f"default {PREPARED} (else the wheel)")
     r.add_argument("--checkpoint", default=None, help="default: bench/data/<out name>.jsonl")
     r.add_argument("--out", default=None, help="result file (a bare name goes to bench/results/)")
+    r.add_argument(
+        "--shard",
+        default=None,
+        help="K/N: only every N-th question from the K-th (0-based), for N processes side by "
+        "side (then `merge` their result files)",
+    )
+    g = sub.add_parser("merge", help="merge the result files of several shards into one")
+    g.add_argument("--input", nargs="+", required=True)
+    g.add_argument("--out", required=True, help="result file (a bare name goes to bench/results/)")
     t = sub.add_parser("table", help="print the results as Markdown")
     t.add_argument("--input", default=str(BENCH_DIR / "results" / "aalcr_global.json"))
     args = parser.parse_args(argv)
@@ -292,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         prepare(args)
     elif args.command == "run":
         run(args)
+    elif args.command == "merge":
+        merge(args)
     else:
         text = render_table(json.loads(Path(args.input).read_text(encoding="utf-8")))
         print(text)

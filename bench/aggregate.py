@@ -354,6 +354,23 @@ def plan(haystacks, lengths, samples: int, methods, control_methods) -> list[tup
     return out
 
 
+def parse_shard(value: str | None) -> tuple[int, int]:
+    """``"K/N"`` (0 <= K < N) as ``(K, N)``; ``None`` is ``(0, 1)``, everything."""
+    if not value:
+        return 0, 1
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard must be K/N, got {value!r}") from None
+    if not 0 <= k < n:
+        raise SystemExit(f"--shard must be K/N with 0 <= K < N, got {value!r}")
+    return k, n
+
+
+def in_shard(index: int, shard: tuple[int, int]) -> bool:
+    return index % shard[1] == shard[0]
+
+
 def record_key(kind: str, hay: str, length: int, sample: int, method: str) -> str:
     return f"{kind}/{hay}/{length}/{sample}/{method}"
 
@@ -385,6 +402,10 @@ def run(args: argparse.Namespace) -> Path:
         "scenario": args.scenario,
     }
     todo_all = plan(args.haystacks, args.lengths, args.samples, args.methods, args.control_methods)
+    shard = parse_shard(args.shard)
+    documents = list(dict.fromkeys((t[1], t[2], t[3]) for t in todo_all))
+    mine = {d for i, d in enumerate(documents) if in_shard(i, shard)}
+    todo_all = [t for t in todo_all if (t[1], t[2], t[3]) in mine]
     done = {
         _key_of(r): r
         for r in read_jsonl(checkpoint)
@@ -439,37 +460,102 @@ def run(args: argparse.Namespace) -> Path:
         records = [done[record_key(*t)] for t in todo_all if record_key(*t) in done]
         for r in records:
             r.pop("setup", None)
-        lengths = sorted(args.lengths)
-        aggregate = [r for r in records if r["kind"] == "aggregate"]
-        control = [r for r in records if r["kind"] == "needle"]
-        payload = {
-            "bench": "aggregate",
-            "description": "aggregate questions ('list every X that Y', N gold items and N/2 "
-            "distractors, one sentence each) through four methods; recall: share of gold names "
-            "the answer names; precision: gold named over gold and distractors named; kept: the "
-            "item's sentence in the final cache (full_context: in the window) or in a note's "
-            "source range. Needle control: the San Francisco needle in the same haystacks.",
-            "methods": list(args.methods),
-            "control_methods": list(args.control_methods),
-            "mode_options": {m: MODE_OPTIONS[m] for m in args.methods if m in MODE_OPTIONS},
-            "haystacks": list(args.haystacks),
-            "lengths": lengths,
-            "samples": args.samples,
-            "seed": args.seed,
-            "scenario": args.scenario,
-            "options": options,
-            "engine": settings,
-            "records_total": len(todo_all),
-            "records_done": len(records),
-            "skipped_for_time": skipped,
-            "errors": errors,
-            "summary": summarize(aggregate, args.methods, args.haystacks, lengths),
-            "control": summarize_control(control, args.control_methods, args.haystacks, lengths),
-            "cases": aggregate,
-            "control_cases": control,
-        }
+        payload = build_payload(
+            records,
+            methods=args.methods,
+            control_methods=args.control_methods,
+            haystacks=args.haystacks,
+            lengths=args.lengths,
+            samples=args.samples,
+            seed=args.seed,
+            scenario=args.scenario,
+            options=options,
+            engine=settings,
+            records_total=len(todo_all),
+            skipped=skipped,
+            errors=errors,
+            shard=args.shard,
+        )
         write_json(out, payload)
         print(f"wrote {out} ({len(records)}/{len(todo_all)} answers)", file=sys.stderr)
+    return out
+
+
+def build_payload(
+    records: list[dict[str, Any]],
+    *,
+    methods: Sequence[str],
+    control_methods: Sequence[str],
+    haystacks: Sequence[str],
+    lengths: Sequence[int],
+    records_total: int,
+    skipped: list[str],
+    errors: list[dict[str, str]],
+    **fields: Any,
+) -> dict[str, Any]:
+    """The result file's body: the settings, summaries and records (``fields``: samples, seed,
+    scenario, options, engine, shard ...)."""
+    lengths = sorted(lengths)
+    aggregate = [r for r in records if r["kind"] == "aggregate"]
+    control = [r for r in records if r["kind"] == "needle"]
+    return {
+        "bench": "aggregate",
+        "description": "aggregate questions ('list every X that Y', N gold items and N/2 "
+        "distractors, one sentence each) through four methods; recall: share of gold names "
+        "the answer names; precision: gold named over gold and distractors named; kept: the "
+        "item's sentence in the final cache (full_context: in the window) or in a note's "
+        "source range. Needle control: the San Francisco needle in the same haystacks.",
+        "methods": list(methods),
+        "control_methods": list(control_methods),
+        "mode_options": {m: MODE_OPTIONS[m] for m in methods if m in MODE_OPTIONS},
+        "haystacks": list(haystacks),
+        "lengths": lengths,
+        **fields,
+        "records_total": records_total,
+        "records_done": len(records),
+        "skipped_for_time": skipped,
+        "errors": errors,
+        "summary": summarize(aggregate, methods, haystacks, lengths),
+        "control": summarize_control(control, control_methods, haystacks, lengths),
+        "cases": aggregate,
+        "control_cases": control,
+    }
+
+
+def _union(parts: list[dict[str, Any]], name: str) -> list[Any]:
+    return list(dict.fromkeys(x for p in parts for x in p[name]))
+
+
+def merge(args: argparse.Namespace) -> Path:
+    """One result file from the result files of several shards (or runs) of one grid."""
+    parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.input]
+    if any(p.get("bench") != "aggregate" for p in parts):
+        raise SystemExit("merge: every input must be a bench.aggregate result file")
+    records: dict[str, dict[str, Any]] = {}
+    for p in parts:
+        for r in p["cases"] + p["control_cases"]:
+            records.setdefault(_key_of(r), r)
+    first = parts[0]
+    lengths = sorted({n for p in parts for n in p["lengths"]})
+    payload = build_payload(
+        list(records.values()),
+        methods=_union(parts, "methods"),
+        control_methods=_union(parts, "control_methods"),
+        haystacks=_union(parts, "haystacks"),
+        lengths=lengths,
+        records_total=sum(p["records_total"] for p in parts),
+        skipped=[k for p in parts for k in p["skipped_for_time"]],
+        errors=[e for p in parts for e in p["errors"]],
+        samples=max(p["samples"] for p in parts),
+        seed=first["seed"],
+        scenario=first["scenario"],
+        options=first["options"],
+        engine=first["engine"],
+        merged_from=[{"file": str(f), "meta": p["meta"]} for f, p in zip(args.input, parts)],
+    )
+    out = result_path(args.out, "aggregate.json")
+    write_json(out, payload)
+    print(f"wrote {out} ({payload['records_done']} answers)", file=sys.stderr)
     return out
 
 
@@ -600,6 +686,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--deadline", type=float, default=None, help="seconds for the whole grid")
     r.add_argument("--checkpoint", default=None, help="default: bench/data/<out name>.jsonl")
     r.add_argument("--out", default=None, help="result file (a bare name goes to bench/results/)")
+    r.add_argument(
+        "--shard",
+        default=None,
+        help="K/N: only every N-th document from the K-th (0-based), for N processes side by side "
+        "(then `merge` their result files)",
+    )
+    g = sub.add_parser("merge", help="merge the result files of several shards into one")
+    g.add_argument("--input", nargs="+", required=True)
+    g.add_argument("--out", required=True, help="result file (a bare name goes to bench/results/)")
     t = sub.add_parser("table", help="print the results as Markdown")
     t.add_argument("--input", nargs="+", default=[str(RESULTS_DIR / "aggregate_cpu.json")])
     args = parser.parse_args(argv)
@@ -607,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.samples < 1:
             parser.error("--samples must be at least 1")
         run(args)
+    elif args.command == "merge":
+        merge(args)
     else:
         table(args)
     return 0

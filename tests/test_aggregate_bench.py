@@ -278,6 +278,28 @@ def test_aggregate_run_resume_and_table(tiny_engine, tmp_path, monkeypatch):
     assert json.loads(out.read_text(encoding="utf-8"))["records_done"] == 6
     text = agg.table(SimpleNamespace(input=[str(out)]))
     assert "| summary | 2k | wiki | 1 |" in text and "Needle control" in text
+    # Two halves merge back into the same summaries.
+    halves = []
+    for k in range(2):
+        part = dict(data, cases=data["cases"][k::2], control_cases=data["control_cases"][k::2])
+        part["records_total"] = len(part["cases"]) + len(part["control_cases"])
+        halves.append(tmp_path / f"part{k}.json")
+        halves[-1].write_text(json.dumps(part), encoding="utf-8")
+    merged = tmp_path / "merged.json"
+    assert agg.main(["merge", "--input", *map(str, halves), "--out", str(merged)]) == 0
+    both = json.loads(merged.read_text(encoding="utf-8"))
+    assert both["summary"] == data["summary"] and both["control"] == data["control"]
+    assert both["records_done"] == both["records_total"] == 6
+    assert len(both["merged_from"]) == 2
+
+
+def test_shards_split_the_documents():
+    assert agg.parse_shard(None) == (0, 1) and agg.parse_shard("1/3") == (1, 3)
+    for bad in ("3/3", "x", "1/0"):
+        with pytest.raises(SystemExit):
+            agg.parse_shard(bad)
+    picked = [[i for i in range(10) if agg.in_shard(i, (k, 3))] for k in range(3)]
+    assert sorted(i for p in picked for i in p) == list(range(10)) and picked[0] == [0, 3, 6, 9]
 
 
 def test_aalcr_global_run_and_table(tiny_engine, tmp_path, monkeypatch):
@@ -318,3 +340,14 @@ def test_aalcr_global_run_and_table(tiny_engine, tmp_path, monkeypatch):
     assert subsets[("all", "retrieval")] == 2 and subsets[("verbatim", "full_context")] == 1
     text = agg.table(SimpleNamespace(input=[str(out)]))
     assert "| reasoned | retrieval | 1 |" in text
+    # Shards: each runs its share of the questions; merged, they are the whole run.
+    parts = []
+    for k in range(2):
+        parts.append(tmp_path / f"s{k}.json")
+        shard = [*argv, "--shard", f"{k}/2", "--out", str(parts[-1])]
+        assert ag.main(shard) == 0  # from the checkpoint: nothing new runs
+    assert [json.loads(p.read_text())["items_total"] for p in parts] == [1, 1]
+    merged = tmp_path / "m.json"
+    assert ag.main(["merge", "--input", *map(str, parts), "--out", str(merged)]) == 0
+    both = json.loads(merged.read_text(encoding="utf-8"))
+    assert both["summary"] == data["summary"] and both["items_verbatim"] == 1

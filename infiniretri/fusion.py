@@ -4,10 +4,15 @@ Attention of a small model finds paraphrases and the entity a question is about;
 matches it can miss. :class:`FusedScorer` standardises both signals over the units of each
 prompt (z-scores: mean 0, spread 1) and adds them, ``attention + weight * lexical``. A prompt
 whose units share no question term gets lexical scores all equal, which add nothing.
+
+This runs on the host once per scan step over ~200 units: it works on plain Python lists (a
+tensor per 200 floats costs more in overhead than in arithmetic).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,11 +21,23 @@ from .lexical import InView
 from .scoring import Scorer, Selection, TokenScores
 
 
-def standardized(values: list[float]) -> torch.Tensor:
-    """``(x - mean) / std`` (all zeros when the values are all equal)."""
-    x = torch.tensor(values, dtype=torch.float64)
-    spread = x.std(unbiased=False) if len(values) > 1 else torch.tensor(0.0, dtype=x.dtype)
-    return (x - x.mean()) / spread if spread > 0 else torch.zeros_like(x)
+def zscores(values: Sequence[float]) -> list[float]:
+    """``(x - mean) / std`` of each value, the spread over all of them (population); all zeros
+    when the values are all equal (or not all finite)."""
+    n = len(values)
+    if n < 2:
+        return [0.0] * n
+    mean = sum(values) / n
+    deviations = [x - mean for x in values]
+    spread = math.sqrt(sum(d * d for d in deviations) / n)
+    if not spread > 0:  # zero, or NaN from an infinite value
+        return [0.0] * n
+    return [d / spread for d in deviations]
+
+
+def standardized(values: Sequence[float]) -> torch.Tensor:
+    """:func:`zscores` as a float64 tensor."""
+    return torch.tensor(zscores(values), dtype=torch.float64)
 
 
 @dataclass(frozen=True)
@@ -35,20 +52,41 @@ class FusedScorer(Scorer):
     a two-hop question is named in the first hop's sentence, not in the question)."""
 
     def select(self, captured: TokenScores) -> list[Selection]:
-        if captured.texts is None or captured.questions is None:
+        texts, questions = captured.texts, captured.questions
+        if texts is None or questions is None:
             raise ValueError("FusedScorer needs the units' texts and the questions")
-        selections = []
-        for b, base in enumerate(self.attention.select(captured)):
-            question, texts = captured.questions[b], captured.texts[b]
-            view = InView(texts)  # tokenized once for both passes
-            attention = standardized(base.unit_scores)
-            fused = attention + self.weight * standardized(view.bm25(question))
-            if self.feedback and len(texts) > 1:
-                best = texts[int(torch.argmax(fused))]
-                lexical = view.bm25(question, feedback=best, feedback_weight=self.feedback)
-                fused = attention + self.weight * standardized(lexical)
-            order = sorted(range(len(fused)), key=lambda i: (-float(fused[i]), i))
-            kept = sorted(order[: len(base.units)])
-            scores = fused.tolist()
-            selections.append(Selection(kept, [scores[i] for i in kept], scores))
-        return selections
+        batch = range(len(captured))
+        # The first BM25 pass needs no attention: made before the attention scorer waits for
+        # the device, it runs on the host while the forward runs on a GPU.
+        views = [InView(texts[b]) for b in batch]  # tokenized once for both passes
+        lexical = [zscores(views[b].bm25(questions[b])) for b in batch]
+        return [
+            self.fuse(base, views[b], lexical[b], questions[b], texts[b])
+            for b, base in enumerate(self.attention.select(captured))
+        ]
+
+    def fuse(
+        self,
+        base: Selection,
+        view: InView,
+        lexical: list[float],
+        question: str,
+        texts: Sequence[str],
+    ) -> Selection:
+        """One prompt's selection from its attention ``base`` and its first-pass lexical
+        z-scores (then, with :attr:`feedback`, the second pass's)."""
+        attention = zscores(base.unit_scores)
+        fused = self.added(attention, lexical)
+        if self.feedback and len(texts) > 1:
+            best = texts[max(range(len(fused)), key=fused.__getitem__)]  # the first best
+            fed = view.bm25(question, feedback=best, feedback_weight=self.feedback)
+            fused = self.added(attention, zscores(fed))
+        # Best first, ties in unit order (a stable sort stays stable reversed).
+        order = sorted(range(len(fused)), key=fused.__getitem__, reverse=True)
+        kept = sorted(order[: len(base.units)])
+        return Selection(kept, [fused[i] for i in kept], fused)
+
+    def added(self, attention: list[float], lexical: list[float]) -> list[float]:
+        """``attention + weight * lexical``, unit by unit."""
+        weight = self.weight
+        return [a + weight * x for a, x in zip(attention, lexical, strict=True)]

@@ -9,7 +9,7 @@ from .answering import AnswerPrompt, AnswerStream
 from .engine import InfiniRetri
 from .errors import ScanCancelled
 from .loading import EMBEDDED_MODEL_ID
-from .results import Answer, Retrieval, Sentence, Stats, Usage
+from .results import Answer, Note, Retrieval, Sentence, Stats, Usage
 from .scoring import ReferenceScorer, Scorer, Selection, TokenScores, WindowScorer
 from .settings import EngineSettings
 
@@ -20,6 +20,7 @@ __all__ = [
     "AnswerStream",
     "EngineSettings",
     "InfiniRetri",
+    "Note",
     "ReferenceScorer",
     "Retrieval",
     "ScanCancelled",

@@ -17,7 +17,15 @@ from .gathering import GATHER_END, GATHER_LEAD, gather_values
 from .generation import GenerationCounter, greedy_batch, stream_greedy
 from .lexical import key_terms
 from .model_context import ModelContext
-from .prompt import QUOTE_END, QUOTE_LEAD, QUOTE_STOPS, PromptLayout
+from .prompt import (
+    NOTE_BULLET,
+    NOTES_LEAD,
+    QUOTE_END,
+    QUOTE_LEAD,
+    QUOTE_STOPS,
+    SENTENCES_LEAD,
+    PromptLayout,
+)
 from .results import Answer, Retrieval, Usage
 from .settings import EngineSettings
 
@@ -39,6 +47,8 @@ class AnswerPrompt:
     """Indices of the retrieval's sentences the prompt holds."""
     rescore_tokens: int = 0
     """Tokens of the forward that re-scored the cache (``answer_rescore``), else 0."""
+    summary: bool = False
+    """The summary track's prompt: notes and the whole cache, no quote."""
 
 
 class AnswerStream(Iterator[str]):
@@ -91,6 +101,8 @@ class Answerer:
         ``answer_quote`` the best of them are quoted at the start of the assistant's turn.
         """
         settings = self.settings
+        if retrieval.mode == "summary":
+            return self._summary_prompt(retrieval, max_new_tokens)
         scores = [s.score for s in retrieval.sentences]
         rescore_tokens = 0
         if settings.answer_rescore and retrieval.sentences:
@@ -128,6 +140,26 @@ class Answerer:
             rescore_tokens=rescore_tokens,
         )
 
+    def _summary_prompt(self, retrieval: Retrieval, max_new_tokens: int) -> AnswerPrompt:
+        """Notes, then the whole cache, then the question; copying from both, no quote (the
+        answer gathers from everywhere, not from the best sentence)."""
+        lines = "".join(f"{NOTE_BULLET}{note.text}\n" for note in retrieval.notes)
+        notes = self._encode(f"{NOTES_LEAD}{lines}".rstrip("\n")) if lines else []
+        lead = self._encode(SENTENCES_LEAD) if notes and retrieval.sentences else []
+        context = [*notes, *lead, *(i for ids in retrieval.token_ids for i in ids)]
+        ids = self.layout.build(context, self.question_ids(retrieval.question)).ids
+        room = self.context.context_window - len(ids)
+        if room < 1:
+            raise ValueError("the notes, the cache and the question leave no room for an answer")
+        spans: tuple[tuple[int, ...], ...] = ()
+        if self.settings.answer_copy:
+            written = [tuple(self._encode(" " + note.text)) for note in retrieval.notes]
+            spans = (*written, *(tuple(ids) for ids in retrieval.token_ids))
+        shown = tuple(range(len(retrieval.sentences)))
+        return AnswerPrompt(
+            ids, min(max_new_tokens, room), copy_spans=spans, shown=shown, summary=True
+        )
+
     def _gathered(self, retrieval: Retrieval, prompt: AnswerPrompt, text: str) -> str:
         """The values of parallel shown sentences, to follow the answer (``answer_gather``)."""
         if not self.settings.answer_gather or not prompt.quoted or len(prompt.shown) < 2:
@@ -150,9 +182,10 @@ class Answerer:
             return quote
         return f": {quote}" if unsupported(text, retrieval.question, quote) else ""
 
-    def _stops(self, stops: tuple[str, ...]) -> tuple[str, ...]:
-        """A quoted answer is the first sentence after the quote."""
-        return (*stops, *QUOTE_STOPS) if self.settings.answer_quote else stops
+    def _stops(self, stops: tuple[str, ...], prompt: AnswerPrompt) -> tuple[str, ...]:
+        """A quoted answer is the first sentence after the quote (a summary's is not)."""
+        quoting = self.settings.answer_quote and not prompt.summary
+        return (*stops, *QUOTE_STOPS) if quoting else stops
 
     def _encode(self, text: str) -> list[int]:
         return list(self.context.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -184,7 +217,7 @@ class Answerer:
     def _stream(
         self, retrieval: Retrieval, prompt: AnswerPrompt, stops: tuple[str, ...]
     ) -> AnswerStream:
-        stops = self._stops(stops)
+        stops = self._stops(stops, prompt)
 
         def produce(stream: AnswerStream) -> Iterator[str]:
             stream.retrieval = retrieval
@@ -216,6 +249,7 @@ class Answerer:
                     len(prompt.ids),
                     counter.generated_tokens,
                     prompt.rescore_tokens,
+                    retrieval.stats.summary_tokens,
                 )
 
         return AnswerStream(produce)
@@ -241,7 +275,7 @@ class Answerer:
                 [p.ids for p in group],
                 [p.max_new_tokens for p in group],
                 self.context.end_ids,
-                self._stops(stops),
+                [self._stops(stops, p) for p in group],
                 self.context.pad_id,
                 [self._copy(p) for p in group],
             )

@@ -10,6 +10,7 @@ sliding-window loop), a :class:`~infiniretri.scoring.Scorer` (attention to kept 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ from .calibration import (
     stored_layer,
 )
 from .debias import CONTENT_FREE_QUESTION
+from .errors import ScanCancelled
 from .loading import load_model
 from .model_context import ModelContext
 from .prompt import PromptLayout
@@ -38,11 +40,13 @@ from .ranking import ranking_scorer
 from .readout import Readout
 from .results import Answer, Retrieval, Sentence
 from .scan import MIN_CACHE_TOKENS, ScanItem, Scanner
+from .scope import COMPETING_SENTENCES, ScopeProbe, competing
 from .scoring import Scorer, TokenScores, WindowScorer
 from .segments import Unit
 from .sentences import BLOCK_CHARS
 from .settings import EngineSettings, positive_int
 from .sizing import (
+    AUTO,
     WARMUP_QUESTION_TOKENS,
     choose_batch_size,
     choose_chunk_tokens,
@@ -50,6 +54,8 @@ from .sizing import (
     warm_shapes,
 )
 from .sources import Source, open_documents
+from .summary import NoteWriter
+from .topk import AUTO_BASE_TOP_K
 
 ProgressCallback = Callable[[int], None]
 
@@ -157,7 +163,8 @@ class InfiniRetri:
         """Sentences longer than this many tokens are cut into pieces."""
         prep = context.prep_pool(self.max_sentence_tokens, settings.prep_workers)
         self.segmenter = prep.segmenter
-        self.attention_scorer = WindowScorer(settings.phrase_tokens, settings.top_k_tokens)
+        top_k = AUTO_BASE_TOP_K if settings.top_k_tokens == AUTO else settings.top_k_tokens
+        self.attention_scorer = WindowScorer(settings.phrase_tokens, top_k)
         """The paper's scorer on attention alone (what calibrations rank layers and heads by)."""
         self.scorer: Scorer = ranking_scorer(settings, self.attention_scorer)
         """Turns captured attention (and the words in view) into kept sentences."""
@@ -176,7 +183,21 @@ class InfiniRetri:
             graphs=settings.cuda_graphs,
             rows=settings.question_rows,
             baseline_ids=self.baseline_ids,
+            summary=(
+                (settings.summary_notes, settings.summary_source_tokens)
+                if settings.answer_mode != "retrieval"
+                else None
+            ),
         )
+        self.note_writer = NoteWriter(
+            context,
+            settings.summary_note_tokens,
+            settings.answer_copy,
+            generation_batch_size(settings.batch_size),
+        )
+        """Writes the summary track's notes (``answer_mode``)."""
+        self.scope = ScopeProbe(context)
+        """Judges whether a question needs the whole document (``answer_mode="auto"``)."""
         answer_settings = settings.replace(
             chunk_tokens=self.chunk_tokens,
             batch_size=generation_batch_size(settings.batch_size),
@@ -414,7 +435,32 @@ class InfiniRetri:
     def _scan(self, items: list[ScanItem], progress, cancel) -> list[Retrieval]:
         readout = self.readout
         self.scanner.run(items, readout, progress, cancel)
-        return [_retrieval(item, readout.stop_layer) for item in items]
+        retrievals = [_retrieval(item, readout.stop_layer) for item in items]
+        summarised = [i for i, item in enumerate(items) if self._needs_summary(item)]
+        if summarised:
+            if cancel is not None and cancel.is_set():
+                raise ScanCancelled("the scan was cancelled")
+            jobs = [(items[i].drafts.with_sentences(), items[i].question) for i in summarised]
+            for i, written in zip(summarised, self.note_writer.write(jobs)):
+                stats = dataclasses.replace(
+                    retrievals[i].stats,
+                    summary_tokens=written.tokens,
+                    summary_seconds=written.seconds,
+                )
+                retrievals[i] = dataclasses.replace(
+                    retrievals[i], notes=written.notes, mode="summary", stats=stats
+                )
+        return retrievals
+
+    def _needs_summary(self, item: ScanItem) -> bool:
+        """Whether the answer step should read notes as well as the cache (``answer_mode``)."""
+        mode = self.settings.answer_mode
+        if mode == "retrieval" or item.drafts is None:
+            return False
+        if mode == "summary":
+            return True
+        spread = competing(item.cache.scores) > COMPETING_SENTENCES
+        return spread or self.scope.whole_document(item.question)
 
     # ----------------------------------------------------------------- answers
     def answer(

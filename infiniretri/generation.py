@@ -170,13 +170,14 @@ def greedy_batch(
     prompts: Sequence[list[int]],
     max_new_tokens: Sequence[int],
     end_ids: set[int],
-    stop: Sequence[str] = (),
+    stop: Sequence[str] | Sequence[Sequence[str]] = (),
     pad_id: int = 0,
     copies: Sequence[CopyBias | None] | None = None,
 ) -> list[tuple[str, int]]:
     """``(text, generated tokens)`` of each prompt, as :func:`stream_greedy` gives them alone.
 
-    The prompts are left-padded into one batch (attention mask and positions skip the padding);
+    ``stop``: stop strings for every row, or one sequence of them per row. The prompts are
+    left-padded into one batch (attention mask and positions skip the padding);
     a row stops at an end token, at its ``max_new_tokens`` or at a stop string.
     """
     device = next(model.parameters()).device
@@ -190,7 +191,9 @@ def greedy_batch(
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = {cache_kwarg(model): DynamicCache(config=model.config)}
-    pieces = [TextPieces(tokenizer, stop) for _ in prompts]
+    per_row = bool(stop) and not isinstance(stop[0], str)
+    stops = list(stop) if per_row else [stop] * batch
+    pieces = [TextPieces(tokenizer, s) for s in stops]
     counts = [0] * batch
     live = [limit > 0 for limit in max_new_tokens]
     inputs = ids

@@ -495,10 +495,4 @@ def pieces(stream: AnswerStream, cancel: threading.Event | None = None) -> Itera
 
 def total_usage(usages: Iterable[Usage]) -> Usage:
     """Several answers' usage added up."""
-    scan = prompt = completion = rescore = 0
-    for usage in usages:
-        scan += usage.scan_tokens
-        prompt += usage.answer_prompt_tokens
-        completion += usage.completion_tokens
-        rescore += usage.rescore_tokens
-    return Usage(scan, prompt, completion, rescore)
+    return sum(usages, Usage())

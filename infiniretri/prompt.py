@@ -21,6 +21,12 @@ QUOTE_STOPS = ("\n", ". ")
 with them, and the model writes its answer after ``QUOTE_END``: one sentence (it ends at a line
 break or a full stop, ``QUOTE_STOPS``)."""
 
+NOTES_LEAD = "Notes written while reading the whole document:\n"
+NOTE_BULLET = "- "
+SENTENCES_LEAD = "\n\nSentences kept from the document:\n"
+"""Around the summary track's notes in the answer prompt (``answer_mode``): the notes first,
+one per line, then the cached sentences."""
+
 _CONTEXT_MARK = "\u2063CONTEXT\u2063"
 _QUESTION_MARK = "\u2063QUESTION\u2063"
 

@@ -5,7 +5,8 @@ lexical fusion ranks the units (:mod:`~infiniretri.fusion`)::
 
     FusedScorer(PositionScorer(BaselineScorer(WindowScorer(phrase_tokens, top_k_tokens))))
 
-each layer present only when its setting is on.
+each layer present only when its setting is on; ``top_k_tokens="auto"`` wraps the whole in
+:class:`~infiniretri.topk.StandoutScorer`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from .debias import BaselineScorer, PositionScorer
 from .fusion import FusedScorer
 from .scoring import Scorer
 from .settings import EngineSettings
+from .sizing import AUTO
+from .topk import StandoutScorer
 
 
 def ranking_scorer(settings: EngineSettings, attention: Scorer) -> Scorer:
@@ -27,4 +30,6 @@ def ranking_scorer(settings: EngineSettings, attention: Scorer) -> Scorer:
         scorer = FusedScorer(
             scorer, float(settings.lexical_weight), float(settings.lexical_feedback)
         )
+    if settings.top_k_tokens == AUTO:
+        scorer = StandoutScorer(scorer)
     return scorer

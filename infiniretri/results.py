@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,23 @@ class Sentence:
     doc_index: int
     char_start: int
     char_end: int
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note the model wrote on a stretch of the source that the cache left out.
+
+    Generated text, not a source sentence (``kind == "summary"``). It covers the source from
+    ``char_start`` of document ``doc_index`` to ``char_end`` of document ``end_doc_index``
+    (one document: the two indices are equal).
+    """
+
+    text: str
+    doc_index: int
+    char_start: int
+    end_doc_index: int
+    char_end: int
+    kind: str = "summary"
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,10 @@ class Stats:
     """Sentences (retrieval units) read."""
     retrieval_layer: int = 0
     """The decoder layer whose attention was read."""
+    summary_tokens: int = 0
+    """Tokens the summary track's notes cost: the note prompts read and the notes written."""
+    summary_seconds: float = 0.0
+    """Wall-clock time of writing the notes (after the scan; not in ``seconds``)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,11 @@ class Retrieval:
     stats: Stats
     token_ids: list[list[int]] = field(default_factory=list, repr=False)
     """Token ids of each cached sentence, as the model read them (parallel to ``sentences``)."""
+    notes: list[Note] = field(default_factory=list)
+    """The summary track's notes, in document order (empty unless it ran)."""
+    mode: str = "retrieval"
+    """What the answer step reads: ``"retrieval"`` (the cache) or ``"summary"`` (notes and
+    cache); with ``answer_mode="auto"``, the engine's choice for this question."""
 
     @property
     def context(self) -> str:
@@ -80,11 +106,20 @@ class Usage:
     """Tokens the model generated."""
     rescore_tokens: int = 0
     """Tokens of the forward that re-scored the final cache (``answer_rescore``)."""
+    summary_tokens: int = 0
+    """Tokens of the summary track's notes: prompts read and notes written."""
 
     @property
     def prompt_tokens(self) -> int:
-        """Every token the model read: the scan's, the re-scoring's and the answer prompt's."""
-        return self.scan_tokens + self.rescore_tokens + self.answer_prompt_tokens
+        """Every token the model read or wrote before the answer: the scan's, the notes', the
+        re-scoring's and the answer prompt's."""
+        return (
+            self.scan_tokens + self.summary_tokens + self.rescore_tokens + self.answer_prompt_tokens
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        """Two usages added up, count by count."""
+        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Usage)))
 
     @property
     def total_tokens(self) -> int:
@@ -99,6 +134,7 @@ class Usage:
             "total_tokens": self.total_tokens,
             "scan_tokens": self.scan_tokens,
             "rescore_tokens": self.rescore_tokens,
+            "summary_tokens": self.summary_tokens,
             "answer_prompt_tokens": self.answer_prompt_tokens,
         }
 
@@ -126,4 +162,5 @@ class Answer:
             self.prompt_tokens,
             self.generated_tokens,
             self.rescore_tokens,
+            self.retrieval.stats.summary_tokens,
         )

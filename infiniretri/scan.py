@@ -18,6 +18,7 @@ from typing import Any
 from .cache import SentenceCache
 from .chunking import pack_chunks
 from .errors import ScanCancelled
+from .fusion import standardized
 from .model_context import ModelContext
 from .prep import PrepPool
 from .prompt import PromptLayout
@@ -26,6 +27,7 @@ from .results import Stats
 from .scoring import Scorer
 from .segments import Unit
 from .sources import DocumentReader, Source, open_documents
+from .summary import Drafts
 
 MIN_CACHE_TOKENS = 64
 """The least room the cache must have next to a chunk and the question."""
@@ -41,6 +43,8 @@ class ScanItem:
     documents: list[DocumentReader]
     chunks: Iterator[list[Unit]]
     label: str = "source"
+    drafts: Drafts | None = None
+    """The summary track's stretches (``None``: the track is off)."""
     cache: SentenceCache = field(default_factory=SentenceCache)
     upcoming: list[Unit] | None = None
     done: bool = False
@@ -51,10 +55,11 @@ class ScanItem:
     seconds: float = 0.0
 
     @classmethod
-    def start(cls, question, question_ids, budget, documents, units, chunk_tokens, label):
-        return cls(
-            question, question_ids, budget, documents, pack_chunks(units, chunk_tokens), label
-        )
+    def start(
+        cls, question, question_ids, budget, documents, units, chunk_tokens, label, drafts=None
+    ):
+        chunks = pack_chunks(units, chunk_tokens)
+        return cls(question, question_ids, budget, documents, chunks, label, drafts)
 
     def advance(self) -> None:
         """Read the next chunk (or find the end); an empty source raises ``ValueError``."""
@@ -113,6 +118,7 @@ class Scanner:
         graphs: bool,
         rows: str = "question",
         baseline_ids: list[int] | None = None,
+        summary: tuple[int, int] | None = None,
     ) -> None:
         self.context = context
         self.layout = layout
@@ -124,6 +130,8 @@ class Scanner:
         self.graphs = graphs
         self.rows = rows
         self.baseline_ids = baseline_ids
+        self.summary = summary
+        """``(notes, source_tokens)`` of the summary track's drafts, or ``None`` (off)."""
 
     def cache_budget(self, question_tokens: int) -> int:
         """Tokens the cache may hold next to a chunk and a question of this length."""
@@ -143,8 +151,9 @@ class Scanner:
         budget = self.cache_budget(len(question_ids))
         documents = open_documents(source)
         units = self.prep.units(documents)
+        drafts = Drafts(*self.summary) if self.summary else None
         return ScanItem.start(
-            question, question_ids, budget, documents, units, self.chunk_tokens, label
+            question, question_ids, budget, documents, units, self.chunk_tokens, label, drafts
         )
 
     def run(
@@ -230,6 +239,8 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
         items, candidates, chunks, prompts, selections
     ):
         item.cache = SentenceCache.select(units, selection.units, selection.scores, item.budget)
+        if item.drafts is not None:
+            item.drafts.read(chunk, left_out(units, item.cache, selection.unit_scores))
         item.tokens_read += sum(len(u.ids) for u in chunk)
         item.sentences += len(chunk)
         item.passes += 1
@@ -244,3 +255,12 @@ def context_ids(units: list[Unit]) -> list[int]:
     for unit in units:
         ids.extend(unit.ids)
     return ids
+
+
+def left_out(
+    units: list[Unit], cache: SentenceCache, scores: list[float]
+) -> list[tuple[Unit, float]]:
+    """The units in view that ``cache`` did not keep, with their standardised scores."""
+    kept = {id(u) for u in cache.units}
+    z = standardized(scores).tolist()
+    return [(u, z[i]) for i, u in enumerate(units) if id(u) not in kept]

@@ -19,6 +19,7 @@ from typing import Any
 
 from .prompt import DEFAULT_PROMPT, QUESTION_ROWS, check_template
 from .sizing import check_auto_or_positive_int
+from .summary import ANSWER_MODES
 
 Check = Callable[[str, Any], None]
 
@@ -123,10 +124,11 @@ class EngineSettings:
     phrase_tokens: int = setting(
         8, "width of the window that sums token scores into phrase scores", positive_int
     )
-    top_k_tokens: int = setting(
+    top_k_tokens: int | str = setting(
         300,
-        "phrase positions kept per step; the sentences holding them form the cache",
-        positive_int,
+        "phrase positions kept per step; the sentences holding them form the cache ('auto': "
+        "300 plus every sentence standing out of the step's scores, see topk)",
+        check_auto_or_positive_int,
     )
     retrieval_layer: int | str = setting(
         "auto",
@@ -235,6 +237,25 @@ class EngineSettings:
         "after a quoted answer, add the values of shown sentences that read the same as its "
         "source sentence but for the value",
         _boolean,
+    )
+    answer_mode: str = setting(
+        "retrieval",
+        "'retrieval': answer from the cache; 'summary': also write notes on what the cache left "
+        "out and answer from both; 'auto': the engine decides per question (see scope)",
+        _choice(ANSWER_MODES),
+    )
+    summary_notes: int = setting(
+        8,
+        "most notes of the summary track (drafts of neighbouring stretches merge beyond it)",
+        positive_int,
+    )
+    summary_note_tokens: int = setting(
+        48, "tokens the model may write per note of the summary track", positive_int
+    )
+    summary_source_tokens: int = setting(
+        384,
+        "left-out sentences one note is written from, in tokens (the best-scored of its stretch)",
+        positive_int,
     )
     batch_size: int | str = setting(
         "auto",

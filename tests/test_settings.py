@@ -40,6 +40,10 @@ OTHER_VALUES = {
     "answer_quote_margin": 0.25,
     "answer_copy": 0.0,
     "answer_gather": False,
+    "answer_mode": "summary",
+    "summary_notes": 3,
+    "summary_note_tokens": 12,
+    "summary_source_tokens": 64,
 }
 
 # A bad value for every setting.
@@ -67,6 +71,10 @@ BAD_VALUES = {
     "answer_quote_margin": "wide",
     "answer_copy": float("inf"),
     "answer_gather": "yes",
+    "answer_mode": "notes",
+    "summary_notes": 0,
+    "summary_note_tokens": -3,
+    "summary_source_tokens": "many",
 }
 
 

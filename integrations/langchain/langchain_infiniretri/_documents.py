@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from infiniretri import Sentence
+from infiniretri import Note, Sentence
 from langchain_core.documents import Document
 
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://pypi.org/project/langchain-infiniretri/")
@@ -99,6 +99,23 @@ def sentences_to_documents(
 ) -> list[Document]:
     """Map several sentences (order kept)."""
     return [sentence_to_document(s, sources) for s in sentences]
+
+
+def note_to_document(note: Note, sources: Sequence[Document]) -> Document:
+    """A summary-track note as a ``Document``: generated text, not a source sentence.
+
+    ``metadata["kind"] == "summary"``; the note covers ``sources[doc_index]`` from
+    ``char_start`` to ``sources[end_doc_index]`` at ``char_end``.
+    """
+    metadata = {
+        **sources[note.doc_index].metadata,
+        "kind": note.kind,
+        "doc_index": note.doc_index,
+        "char_start": note.char_start,
+        "end_doc_index": note.end_doc_index,
+        "char_end": note.char_end,
+    }
+    return Document(page_content=note.text, metadata=metadata)
 
 
 def citation(sentence: Sentence) -> dict[str, object]:

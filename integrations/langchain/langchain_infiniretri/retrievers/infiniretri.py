@@ -19,6 +19,7 @@ from pydantic import Field, field_validator
 
 from langchain_infiniretri._documents import (
     check_documents,
+    note_to_document,
     sentences_to_documents,
     texts_to_documents,
 )
@@ -121,7 +122,8 @@ class InfiniRetriRetriever(InfiniRetriEngineMixin, BaseRetriever):
         retrieval: Retrieval = self.get_engine().retrieve(
             [doc.page_content for doc in self.documents], query, cancel=cancel
         )
-        return sentences_to_documents(retrieval.top(k), self.documents)
+        notes = [note_to_document(n, self.documents) for n in retrieval.notes]
+        return sentences_to_documents(retrieval.top(k), self.documents) + notes
 
     def _call_k(self, kwargs: dict[str, Any]) -> int:
         unknown = set(kwargs) - {"k", "verbose"}

@@ -16,7 +16,7 @@ from infiniretri import InfiniRetri, Retrieval
 from infiniretri import integration as core
 from infiniretri.aio import run_in_thread
 
-from .nodes import SourceText, build_sources, sentence_nodes
+from .nodes import SourceText, build_sources, note_node, sentence_nodes
 
 
 def check_query(query_bundle: QueryBundle | None) -> str:
@@ -65,7 +65,8 @@ class SourceReader:
     def nodes(self, retrieval: Retrieval, top_k: int | None = None) -> list[NodeWithScore]:
         """The cache as nodes: the ``top_k`` best first, or all of it in document order."""
         sentences = retrieval.sentences if top_k is None else retrieval.top(top_k)
-        return sentence_nodes(sentences, self.sources)
+        notes = [note_node(n, self.sources) for n in retrieval.notes]
+        return sentence_nodes(sentences, self.sources) + notes
 
 
 class InfiniRetriRetriever(BaseRetriever):

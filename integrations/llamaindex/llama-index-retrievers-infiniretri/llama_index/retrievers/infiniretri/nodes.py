@@ -23,7 +23,7 @@ from llama_index.core.schema import (
     TextNode,
 )
 
-from infiniretri import Sentence
+from infiniretri import Note, Sentence
 
 _NODE_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "infiniretri:llama-index:sentence")
 
@@ -183,3 +183,26 @@ def sentence_nodes(
 ) -> list[NodeWithScore]:
     """Cached sentences as nodes, in the order given."""
     return [sentence_node(s, sources[s.doc_index]) for s in sentences]
+
+
+def note_node(note: Note, sources: Sequence[SourceText]) -> NodeWithScore:
+    """A summary-track note as a node: generated text, ``metadata["kind"] == "summary"``, with
+    the range it covers (offsets into the source texts, like a sentence node's)."""
+    first, last = sources[note.doc_index], sources[note.end_doc_index]
+    start, end = first.offset + note.char_start, last.offset + note.char_end
+    key = f"summary:{first.origin.node_id}:{start}:{last.origin.node_id}:{end}:{note.text}"
+    metadata = {
+        **first.metadata,
+        "kind": note.kind,
+        "doc_index": note.doc_index,
+        "end_doc_index": note.end_doc_index,
+        "char_start": start,
+        "char_end": end,
+    }
+    node = TextNode(
+        id_=str(uuid.uuid5(_NODE_ID_NAMESPACE, key)),
+        text=note.text,
+        metadata=metadata,
+        relationships={NodeRelationship.SOURCE: first.origin},
+    )
+    return NodeWithScore(node=node, score=None)

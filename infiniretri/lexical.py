@@ -121,8 +121,7 @@ class InView:
         if not n or not weights:
             return scores
         norms = self.length_norms(k1, b)
-        # Term by term, each unit's score adds its terms in query order: the sum of the plain
-        # unit-by-unit formula, to the last bit.
+        terms: dict[int, list[float]] = {}  # per unit holding a query term, its terms' parts
         for term, weight in weights.items():
             posting = self.postings(term)
             if not posting:
@@ -130,7 +129,11 @@ class InView:
             df = len(posting)
             idf = weight * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
             for i, tf in posting:
-                scores[i] += idf * tf * (k1 + 1) / (tf + norms[i])
+                terms.setdefault(i, []).append(idf * tf * (k1 + 1) / (tf + norms[i]))
+        # Each unit's parts in query order, added by sum() (compensated on Python 3.12+): the
+        # plain unit-by-unit formula's scores to the last bit.
+        for i, parts in terms.items():
+            scores[i] = sum(parts)
         return scores
 
 

@@ -202,7 +202,7 @@ def test_bad_numbers_and_settings(tiny_model_dir, doc_file, capsys, flag, value,
     [
         ("--chunk-tokens", "abc", "must be an integer or 'auto', got 'abc'"),
         ("--batch-size", "many", "must be an integer or 'auto', got 'many'"),
-        ("--top-k-tokens", "abc", "invalid int value: 'abc'"),
+        ("--top-k-tokens", "abc", "must be an integer or 'auto', got 'abc'"),
         ("--retrieval-layer", "last", "must be an integer or 'auto', got 'last'"),
     ],
 )

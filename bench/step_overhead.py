@@ -234,39 +234,35 @@ def gpu_busy(ms: float) -> Callable[[], None]:
     return lambda: torch.cuda._sleep(cycles)
 
 
-def parts(
-    impl: Any, work: list[Step], repeats: int, device: torch.device, busy_ms: float
-) -> dict[str, float]:
-    """Median milliseconds of each part of the scoring path, for one implementation."""
+Part = tuple[Callable[[Any], object], Sequence[Any]]
+"""A call and the inputs it is timed on, in turn."""
+
+
+def parts(impl: Any, work: list[Step], device: torch.device, busy_ms: float) -> dict[str, Part]:
+    """Each part of the scoring path, for one implementation."""
     window = WindowScorer(8, 300)
     fused = impl.FusedScorer(window, WEIGHT, FEEDBACK)
     z_inputs = [window.select(s.captured)[0].unit_scores for s in work]
     there = [
         replace(s, captured=s.captured.with_values(s.captured.values.to(device))) for s in work
     ]
-    out: dict[str, float] = {}
-    out["WindowScorer.select"] = median_ms(lambda s: window.select(s.captured), there, repeats)
-    out["FusedScorer.select (with window)"] = median_ms(
-        lambda s: fused.select(s.captured), there, repeats
-    )
-    out["fusion on top of the window"] = (
-        out["FusedScorer.select (with window)"] - out["WindowScorer.select"]
-    )
+    out: dict[str, Part] = {
+        "WindowScorer.select": (lambda s: window.select(s.captured), there),
+        "FusedScorer.select (with window)": (lambda s: fused.select(s.captured), there),
+    }
     if device.type == "cuda" and busy_ms:
         busy = gpu_busy(busy_ms)
 
-        def after_forward(s: Step, scorer: Scorer) -> object:
-            busy()
-            return scorer.select(s.captured)
+        def after_forward(scorer: Scorer) -> Callable[[Step], object]:
+            def call(s: Step) -> object:
+                busy()
+                return scorer.select(s.captured)
+
+            return call
 
         label = f"GPU busy {busy_ms:g} ms, then"
-        out[f"{label} WindowScorer.select"] = median_ms(
-            lambda s: after_forward(s, window), there, repeats
-        )
-        out[f"{label} FusedScorer.select"] = median_ms(
-            lambda s: after_forward(s, fused), there, repeats
-        )
-    out["InView(texts)"] = median_ms(lambda s: impl.InView(s.texts), work, repeats)
+        out[f"{label} WindowScorer.select"] = (after_forward(window), there)
+        out[f"{label} FusedScorer.select"] = (after_forward(fused), there)
 
     def pass_one(s: Step) -> object:
         return impl.InView(s.texts).bm25(s.question)
@@ -276,21 +272,50 @@ def parts(
         view.bm25(s.question)
         return view.bm25(s.question, feedback=s.texts[0], feedback_weight=FEEDBACK)
 
-    out["InView + bm25 (question)"] = median_ms(pass_one, work, repeats)
-    out["InView + bm25 + bm25 (feedback)"] = median_ms(both_passes, work, repeats)
-    out["bm25(question, texts)"] = median_ms(
-        lambda s: impl.bm25(s.question, s.texts), work, repeats
+    out["InView(texts)"] = (lambda s: impl.InView(s.texts), work)
+    out["InView + bm25 (question)"] = (pass_one, work)
+    out["InView + bm25 + bm25 (feedback)"] = (both_passes, work)
+    out["bm25(question, texts)"] = (lambda s: impl.bm25(s.question, s.texts), work)
+    out["standardized x3"] = (lambda z: [impl.standardized(z) for _ in range(3)], z_inputs)
+    out["z-scores x3, as the fused scorer makes them"] = (
+        lambda z: [impl.zscores(z) for _ in range(3)],
+        z_inputs,
     )
-    out["standardized x3"] = median_ms(
-        lambda z: [impl.standardized(z) for _ in range(3)], z_inputs, repeats
-    )
-    out["z-scores x3, as the fused scorer makes them"] = median_ms(
-        lambda z: [impl.zscores(z) for _ in range(3)], z_inputs, repeats
-    )
-    out["key_terms (question + units)"] = median_ms(
-        lambda s: [impl.key_terms(t) for t in (s.question, *s.texts)], work, repeats
+    out["key_terms (question + units)"] = (
+        lambda s: [impl.key_terms(t) for t in (s.question, *s.texts)],
+        work,
     )
     return out
+
+
+def compare(
+    work: list[Step], repeats: int, device: torch.device, busy_ms: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median milliseconds of each part, before and after, timed in turns (before then after,
+    after then before) so that drift on the machine falls on both alike."""
+    old, new = parts(Before, work, device, busy_ms), parts(After, work, device, busy_ms)
+    before: dict[str, float] = {}
+    after: dict[str, float] = {}
+    for name, (old_call, inputs) in old.items():
+        new_call = new[name][0]
+        for i in range(5):  # warm-up
+            old_call(inputs[i % len(inputs)])
+            new_call(inputs[i % len(inputs)])
+        times: dict[int, list[float]] = {0: [], 1: []}
+        for i in range(repeats):
+            x = inputs[i % len(inputs)]
+            for which in (0, 1) if i % 2 == 0 else (1, 0):
+                call = old_call if which == 0 else new_call
+                t0 = time.perf_counter()
+                call(x)
+                times[which].append(time.perf_counter() - t0)
+        before[name] = 1000.0 * statistics.median(times[0])
+        after[name] = 1000.0 * statistics.median(times[1])
+    for side in (before, after):
+        side["fusion on top of the window"] = (
+            side["FusedScorer.select (with window)"] - side["WindowScorer.select"]
+        )
+    return before, after
 
 
 def rest_of_step(work: list[Step], repeats: int) -> dict[str, float]:
@@ -400,8 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(work)} steps, {units:.0f} units and {tokens:.0f} context tokens each")
     check = agreement(work)
     print(check)
-    before = parts(Before, work, args.repeats, device, args.busy_ms)
-    after = parts(After, work, args.repeats, device, args.busy_ms)
+    before, after = compare(work, args.repeats, device, args.busy_ms)
     print(table(before, after))
     rest = rest_of_step(work, args.repeats)
     print("\nthe step's other host work (not changed here):")

@@ -18,7 +18,8 @@ document, all through the public API and the same chat template:
 
 ``--options`` (JSON file or inline JSON) sets the base engine every method starts from.
 Per answer: item recall, precision and F1; per gold item whether its sentence was in the final
-sentence cache (for ``full_context``: in the window), in a note's source range (the notes'
+sentence cache (for ``full_context``: in the window), among the cached sentences the answer
+prompt showed (``engine.answer_prompt``, outside the timing), in a note's source range (the notes'
 stretches tile the document read, so this bounds what the notes drew on from above), or named
 by a note, so *kept* and *answered* can be told apart; cost in tokens (``Usage``) and seconds; for
 ``auto``, the mode it chose. A *needle control* (``bench.haystack``'s San Francisco needle in the
@@ -92,6 +93,8 @@ class Outcome:
     """The engine's ``Retrieval`` (``None`` for ``full_context``)."""
     window: str = ""
     """``full_context``: the text of the window the model read."""
+    shown: list[Any] = field(default_factory=list)
+    """The cached sentences the answer prompt held (``engine.answer_prompt(...).shown``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -166,7 +169,10 @@ class MethodRunner:
         retrieval = engine.retrieve(text, question)
         answer = engine.answer_from(retrieval, max_new_tokens=max_new_tokens)
         seconds = time.perf_counter() - started
-        return Outcome(answer.text, seconds, answer.usage.as_dict(), retrieval)
+        # The same prompt again, outside the timing: which cached sentences the reader saw.
+        prompt = engine.answer_prompt(retrieval, max_new_tokens)
+        shown = [retrieval.sentences[i] for i in prompt.shown]
+        return Outcome(answer.text, seconds, answer.usage.as_dict(), retrieval, shown=shown)
 
 
 def error_record(record: dict[str, Any], err: Exception) -> dict[str, Any]:
@@ -190,9 +196,10 @@ def run_aggregate(runner: MethodRunner, case: AggregateCase, method: str) -> dic
     note_text = " ".join(n.text for n in notes)
     for item, info in zip(case.items, record["items"]):
         if out.retrieval is None:
-            info["in_cache"] = name_in(out.window, item.name)
+            info["in_cache"] = info["shown"] = name_in(out.window, item.name)
         else:
             info["in_cache"] = item.in_sentences(sentences)
+            info["shown"] = item.in_sentences(out.shown)
         info["in_note_range"] = item.in_note_range(notes)
         info["in_note_text"] = name_in(note_text, item.name)
         info["named"] = name_in(out.answer, item.name)
@@ -205,6 +212,7 @@ def run_aggregate(runner: MethodRunner, case: AggregateCase, method: str) -> dic
         gold_named=len(score["gold_named"]),
         distractors_named=len(score["distractors_named"]),
         kept_cache=_share(gold, lambda i: i["in_cache"]),
+        shown=_share(gold, lambda i: i["shown"]),
         kept_notes=_share(gold, lambda i: i["in_note_range"] and not i["in_cache"]),
         kept_any=_share(gold, lambda i: i["in_cache"] or i["in_note_range"]),
         noted=_share(gold, lambda i: i["in_note_text"]),
@@ -315,6 +323,7 @@ def summarize(records, methods, haystacks, lengths) -> list[dict[str, Any]]:
                 "precision_n": len(precision),
                 "f1": mean_ci(r["f1"] for r in cell),
                 "kept_cache": _avg(cell, lambda r: r["kept_cache"]),
+                "shown": _avg(cell, lambda r: r.get("shown")),
                 "kept_any": _avg(cell, lambda r: r["kept_any"]),
                 "noted": _avg(cell, lambda r: r["noted"]),
                 "distractors_named": _avg(cell, lambda r: r["distractors_named"]),
@@ -603,21 +612,23 @@ def aggregate_table(data: dict[str, Any]) -> str:
     out = [
         f"Aggregate questions ({where}, commit {data['meta'].get('git_commit')}): item recall, "
         "precision and F1 in % (mean and 95% bootstrap interval over documents). Gold items "
-        "whose sentence was in the final cache (full context: in the window), inside a note's "
+        "whose sentence was in the final cache (full context: in the window), among the cached "
+        "sentences the answer prompt showed (the best 8 by default; summary: all), inside a note's "
         "source range (the notes' stretches tile the document, so an upper bound on what the "
         "notes drew on), and named by a note. Tokens: every token the model read (scan, notes, "
         "answer prompt).",
         "",
         "| method | length | haystack | docs | gold | recall | precision | F1 | in cache | "
-        "in cache or a note's range | named by a note | distractors named | tokens read | "
-        "summary tokens | seconds | chose summary |",
-        "|---|---:|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "shown to the reader | in cache or a note's range | named by a note | distractors named "
+        "| tokens read | summary tokens | seconds | chose summary |",
+        "|---|---:|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in data["summary"]:
         out.append(
             f"| {r['method']} | {_short(r['length'])} | {r['haystack']} | {r['n']} | "
             f"{fmt_num(r['n_gold'])} | {fmt_pct_ci(r['recall'])} | {fmt_pct_ci(r['precision'])} | "
-            f"{fmt_pct_ci(r['f1'])} | {fmt_rate(r['kept_cache'])} | {fmt_rate(r['kept_any'])} | "
+            f"{fmt_pct_ci(r['f1'])} | {fmt_rate(r['kept_cache'])} | {fmt_rate(r.get('shown'))} | "
+            f"{fmt_rate(r['kept_any'])} | "
             f"{fmt_rate(r['noted'])} | {fmt_num(r['distractors_named'], 1)} | "
             f"{fmt_num(r['prompt_tokens'])} | {fmt_num(r['summary_tokens'])} | "
             f"{fmt_num(r['seconds'], 1)} | {fmt_rate(r['summary_rate'])} |"

@@ -242,7 +242,8 @@ def test_aggregate_run_resume_and_table(tiny_engine, tmp_path, monkeypatch):
     for r in cases.values():
         assert 0.0 <= r["recall"] <= 1.0 and 0.0 <= r["f1"] <= 1.0
         assert r["n_gold"] == gold_count(2000) and len(r["items"]) == r["n_gold"] + 3
-        assert set(r["items"][0]) >= {"in_cache", "in_note_range", "in_note_text", "named"}
+        assert set(r["items"][0]) >= {"in_cache", "shown", "in_note_range", "in_note_text"}
+        assert all(i["in_cache"] for i in r["items"] if i["shown"])  # shown from the cache
         assert r["usage"]["prompt_tokens"] > 0 and r["seconds"] > 0
         # The record's scores follow from its own per-item flags.
         named = [i for i in r["items"] if i["gold"] and i["named"]]
@@ -253,6 +254,8 @@ def test_aggregate_run_resume_and_table(tiny_engine, tmp_path, monkeypatch):
     assert cases["full_context"]["kept_cache"] == 1.0 and not cases["full_context"]["truncated"]
     assert cases["full_context"]["usage"]["scan_tokens"] == 0
     assert cases["retrieval"]["mode"] == "retrieval" and cases["retrieval"]["notes"] == 0
+    # The answer prompt shows at most answer_sentences (8) cached sentences.
+    assert sum(i["shown"] for i in cases["retrieval"]["items"]) <= 8
     assert cases["summary"]["mode"] == "summary"
     assert cases["auto"]["mode"] in ("retrieval", "summary")
     for method in ("retrieval", "summary", "auto"):  # notes only where the summary track ran

@@ -206,7 +206,10 @@ class Answerer:
         self, retrieval: Retrieval, prompt: AnswerPrompt, text: str, generated: int
     ) -> Answer:
         quoted = [retrieval.sentences[k] for k in prompt.quoted]
-        return Answer(text, retrieval, len(prompt.ids), generated, prompt.rescore_tokens, quoted)
+        shown = [retrieval.sentences[k] for k in prompt.shown]
+        return Answer(
+            text, retrieval, len(prompt.ids), generated, prompt.rescore_tokens, quoted, shown
+        )
 
     def stream(
         self, retrieval: Retrieval, max_new_tokens: int, stops: tuple[str, ...]

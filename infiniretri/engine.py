@@ -436,7 +436,12 @@ class InfiniRetri:
         readout = self.readout
         self.scanner.run(items, readout, progress, cancel)
         retrievals = [_retrieval(item, readout.stop_layer) for item in items]
-        summarised = [i for i, item in enumerate(items) if self._needs_summary(item)]
+        choices = [self._summary_choice(item) for item in items]
+        for i, (_, reason, probe) in enumerate(choices):
+            if reason:
+                stats = dataclasses.replace(retrievals[i].stats, summary_tokens=probe)
+                retrievals[i] = dataclasses.replace(retrievals[i], mode_reason=reason, stats=stats)
+        summarised = [i for i, (needed, _, _) in enumerate(choices) if needed]
         if summarised:
             if cancel is not None and cancel.is_set():
                 raise ScanCancelled("the scan was cancelled")
@@ -444,7 +449,7 @@ class InfiniRetri:
             for i, written in zip(summarised, self.note_writer.write(jobs)):
                 stats = dataclasses.replace(
                     retrievals[i].stats,
-                    summary_tokens=written.tokens,
+                    summary_tokens=retrievals[i].stats.summary_tokens + written.tokens,
                     summary_seconds=written.seconds,
                 )
                 retrievals[i] = dataclasses.replace(
@@ -452,15 +457,21 @@ class InfiniRetri:
                 )
         return retrievals
 
-    def _needs_summary(self, item: ScanItem) -> bool:
-        """Whether the answer step should read notes as well as the cache (``answer_mode``)."""
+    def _summary_choice(self, item: ScanItem) -> tuple[bool, str, int]:
+        """Whether the answer step should read notes as well as the cache (``answer_mode``),
+        why (see ``Retrieval.mode_reason``; ``""`` with the track off), and the tokens the
+        choice read (auto's question probe)."""
         mode = self.settings.answer_mode
         if mode == "retrieval" or item.drafts is None:
-            return False
+            return False, "", 0
         if mode == "summary":
-            return True
-        spread = competing(item.cache.scores) > COMPETING_SENTENCES
-        return spread or self.scope.whole_document(item.question)
+            return True, "setting", 0
+        if competing(item.cache.scores) > COMPETING_SENTENCES:
+            return True, "competing", 0
+        probe = self.scope.prompt_tokens(item.question)
+        if self.scope.whole_document(item.question):
+            return True, "question", probe
+        return False, "needle", probe
 
     # ----------------------------------------------------------------- answers
     def answer(

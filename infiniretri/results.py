@@ -34,6 +34,8 @@ class Note:
     end_doc_index: int
     char_end: int
     kind: str = "summary"
+    sources: tuple[tuple[int, int, int], ...] = ()
+    """``(doc_index, char_start, char_end)`` of each sentence the note was written from."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ class Stats:
     retrieval_layer: int = 0
     """The decoder layer whose attention was read."""
     summary_tokens: int = 0
-    """Tokens the summary track's notes cost: the note prompts read and the notes written."""
+    """Tokens the summary track cost: auto's question probe, the note prompts read and the
+    notes written."""
     summary_seconds: float = 0.0
     """Wall-clock time of writing the notes (after the scan; not in ``seconds``)."""
 
@@ -76,6 +79,10 @@ class Retrieval:
     mode: str = "retrieval"
     """What the answer step reads: ``"retrieval"`` (the cache) or ``"summary"`` (notes and
     cache); with ``answer_mode="auto"``, the engine's choice for this question."""
+    mode_reason: str = ""
+    """Why ``mode`` is what it is: ``"setting"`` (``answer_mode`` chose it), or under
+    ``"auto"``: ``"competing"`` (many cached sentences compete for the top), ``"question"`` (the
+    model judged that the question needs the whole document) or ``"needle"`` (neither)."""
 
     @property
     def context(self) -> str:
@@ -153,6 +160,8 @@ class Answer:
     """Tokens of the forward that re-scored the final cache (``answer_rescore``), else 0."""
     quoted: list[Sentence] = field(default_factory=list)
     """Cached sentences quoted before the answer (``answer_quote``), document order."""
+    shown: list[Sentence] = field(default_factory=list)
+    """Cached sentences the answer prompt held (``answer_sentences``), document order."""
 
     @property
     def usage(self) -> Usage:

@@ -97,8 +97,11 @@ class ScopeProbe:
         """Whether the model judges that ``question`` needs the whole document."""
         return self._margin(question) >= self.threshold
 
-    @torch.inference_mode()
-    def _margin(self, question: str) -> float:
+    def prompt_tokens(self, question: str) -> int:
+        """Tokens one probe of ``question`` reads (what it costs in ``Usage``)."""
+        return len(self._ids(question))
+
+    def _ids(self, question: str) -> list[int]:
         tokenizer = self.context.tokenizer
         content = SCOPE_PROMPT.format(question=question)
         if getattr(tokenizer, "chat_template", None):
@@ -107,8 +110,11 @@ class ScopeProbe:
             )
         else:
             text = f"{tokenizer.bos_token or ''}{content}\nAnswer:"
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        inputs = torch.tensor([ids], device=self.context.device)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @torch.inference_mode()
+    def _margin(self, question: str) -> float:
+        inputs = torch.tensor([self._ids(question)], device=self.context.device)
         logits = self.context.model(input_ids=inputs, use_cache=False, logits_to_keep=1).logits
         logp = logits[0, -1].float().log_softmax(-1)
         yes = torch.logsumexp(logp[self._yes], 0)

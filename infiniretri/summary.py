@@ -187,7 +187,10 @@ class NoteWriter:
             clean = note_text(text)
             if clean:
                 (d0, c0), (d1, c1) = stretch.start, stretch.end
-                notes[j].append(Note(clean, d0, c0, d1, c1))
+                sources = tuple(
+                    (u.doc_index, u.char_start, u.char_end) for u in stretch.sentences()
+                )
+                notes[j].append(Note(clean, d0, c0, d1, c1, sources=sources))
         share = seconds / max(len(jobs), 1)
         return [WrittenNotes(n, t, share) for n, t in zip(notes, tokens)]
 

@@ -75,7 +75,8 @@ def test_summary_mode_writes_notes_with_ranges_and_counts_them(engine):
     plain = small.retrieve(TEXT, QUESTION)
     retrieval = summary.retrieve(TEXT, QUESTION)
     assert plain.mode == "retrieval" and plain.notes == [] and plain.stats.summary_tokens == 0
-    assert retrieval.mode == "summary"
+    assert retrieval.mode == "summary" and retrieval.mode_reason == "setting"
+    assert plain.mode_reason == ""
     # The scan itself is the same: the same sentences kept.
     assert [s.text for s in retrieval.sentences] == [s.text for s in plain.sentences]
     assert 1 <= len(retrieval.notes) <= 3
@@ -86,7 +87,12 @@ def test_summary_mode_writes_notes_with_ranges_and_counts_them(engine):
         assert note.doc_index == note.end_doc_index == 0
         assert previous < note.char_start < note.char_end <= len(TEXT)
         previous = note.char_end
+        assert note.sources  # the sentences it was written from, inside its range
+        for doc, start, end in note.sources:
+            assert doc == 0 and note.char_start <= start < end <= note.char_end
+            assert TEXT[start:end] not in {s.text for s in retrieval.sentences}
     answer = summary.answer_from(retrieval, max_new_tokens=4)
+    assert answer.shown == retrieval.sentences and answer.quoted == []
     usage = answer.usage
     assert usage.summary_tokens == retrieval.stats.summary_tokens
     assert usage.prompt_tokens == (
@@ -146,4 +152,9 @@ def test_auto_mode_reads_the_question_with_the_real_model(engine):
     auto = engine.with_options(answer_mode="auto")
     needle = auto.retrieve(TEXT[:3000], "How many coils does crate 7 hold?")
     assert needle.mode == "retrieval" and needle.notes == []
-    assert needle.stats.summary_tokens == 0
+    assert needle.mode_reason == "needle"
+    # It paid only for the probe, which Usage counts.
+    probe = engine.scope.prompt_tokens("How many coils does crate 7 hold?")
+    assert needle.stats.summary_tokens == probe > 0
+    wide = auto.retrieve(TEXT[:3000], "Summarize the document.")
+    assert wide.mode == "summary" and wide.mode_reason in ("question", "competing")

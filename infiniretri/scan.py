@@ -18,7 +18,7 @@ from typing import Any
 from .cache import SentenceCache
 from .chunking import pack_chunks
 from .errors import ScanCancelled
-from .fusion import standardized
+from .fusion import zscores
 from .model_context import ModelContext
 from .prep import PrepPool
 from .prompt import PromptLayout
@@ -262,5 +262,5 @@ def left_out(
 ) -> list[tuple[Unit, float]]:
     """The units in view that ``cache`` did not keep, with their standardised scores."""
     kept = {id(u) for u in cache.units}
-    z = standardized(scores).tolist()
+    z = zscores(scores)
     return [(u, z[i]) for i, u in enumerate(units) if id(u) not in kept]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fusion import standardized
+from .fusion import zscores
 from .scoring import Scorer, Selection, TokenScores
 
 AUTO_BASE_TOP_K = 300
@@ -33,7 +33,7 @@ class StandoutScorer(Scorer):
         selections = []
         for chosen in self.base.select(captured):
             scores = chosen.unit_scores
-            z = standardized(scores).tolist()
+            z = zscores(scores)
             kept = sorted(set(chosen.units) | {i for i, v in enumerate(z) if v >= self.z})
             selections.append(Selection(kept, [scores[i] for i in kept], scores))
         return selections

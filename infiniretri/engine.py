@@ -54,7 +54,7 @@ from .sizing import (
     warm_shapes,
 )
 from .sources import Source, open_documents
-from .summary import NoteWriter
+from .summary import NoteWriter, WrittenNotes
 from .topk import AUTO_BASE_TOP_K
 
 ProgressCallback = Callable[[int], None]
@@ -437,25 +437,17 @@ class InfiniRetri:
         self.scanner.run(items, readout, progress, cancel)
         retrievals = [_retrieval(item, readout.stop_layer) for item in items]
         choices = [self._summary_choice(item) for item in items]
-        for i, (_, reason, probe) in enumerate(choices):
-            if reason:
-                stats = dataclasses.replace(retrievals[i].stats, summary_tokens=probe)
-                retrievals[i] = dataclasses.replace(retrievals[i], mode_reason=reason, stats=stats)
         summarised = [i for i, (needed, _, _) in enumerate(choices) if needed]
+        notes = {}
         if summarised:
             if cancel is not None and cancel.is_set():
                 raise ScanCancelled("the scan was cancelled")
             jobs = [(items[i].drafts.with_sentences(), items[i].question) for i in summarised]
-            for i, written in zip(summarised, self.note_writer.write(jobs)):
-                stats = dataclasses.replace(
-                    retrievals[i].stats,
-                    summary_tokens=retrievals[i].stats.summary_tokens + written.tokens,
-                    summary_seconds=written.seconds,
-                )
-                retrievals[i] = dataclasses.replace(
-                    retrievals[i], notes=written.notes, mode="summary", stats=stats
-                )
-        return retrievals
+            notes = dict(zip(summarised, self.note_writer.write(jobs)))
+        return [
+            _with_summary(r, reason, probe, notes.get(i)) if reason else r
+            for i, (r, (_, reason, probe)) in enumerate(zip(retrievals, choices))
+        ]
 
     def _summary_choice(self, item: ScanItem) -> tuple[bool, str, int]:
         """Whether the answer step should read notes as well as the cache (``answer_mode``),
@@ -468,10 +460,8 @@ class InfiniRetri:
             return True, "setting", 0
         if competing(item.cache.scores) > COMPETING_SENTENCES:
             return True, "competing", 0
-        probe = self.scope.prompt_tokens(item.question)
-        if self.scope.whole_document(item.question):
-            return True, "question", probe
-        return False, "needle", probe
+        whole, probe = self.scope.judge(item.question)
+        return whole, "question" if whole else "needle", probe
 
     # ----------------------------------------------------------------- answers
     def answer(
@@ -715,6 +705,20 @@ def _check_generation(max_new_tokens: Any, stop: Any) -> tuple[str, ...]:
 def _check_retrieval(retrieval: Any, name: str) -> None:
     if not isinstance(retrieval, Retrieval):
         raise ValueError(f"{name} must be a Retrieval, got {type(retrieval).__name__}")
+
+
+def _with_summary(
+    retrieval: Retrieval, reason: str, probe: int, written: WrittenNotes | None
+) -> Retrieval:
+    """``retrieval`` with the summary track's choice, its cost and any notes written."""
+    tokens = probe + (written.tokens if written else 0)
+    seconds = written.seconds if written else 0.0
+    stats = dataclasses.replace(retrieval.stats, summary_tokens=tokens, summary_seconds=seconds)
+    if written is None:
+        return dataclasses.replace(retrieval, mode_reason=reason, stats=stats)
+    return dataclasses.replace(
+        retrieval, notes=written.notes, mode="summary", mode_reason=reason, stats=stats
+    )
 
 
 def _retrieval(item: ScanItem, layer: int) -> Retrieval:

@@ -74,6 +74,16 @@ class BuiltPrompt:
         raise ValueError(f"question_rows must be one of {QUESTION_ROWS}, got {question_rows!r}")
 
 
+def user_turn(tokenizer, content: str) -> str:
+    """``content`` as the user's turn, up to where the assistant's answer starts: through the
+    tokenizer's chat template, or the plain-text layout without one."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
+    return f"{tokenizer.bos_token or ''}{content}\nAnswer:"
+
+
 @dataclass(frozen=True)
 class PromptLayout:
     """Fixed token ids around the context and the question, computed once per engine."""
@@ -91,13 +101,7 @@ class PromptLayout:
         content = prompt_template.replace("{context}", _CONTEXT_MARK).replace(
             "{question}", _QUESTION_MARK
         )
-        if getattr(tokenizer, "chat_template", None):
-            rendered = tokenizer.apply_chat_template(
-                [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-            )
-        else:
-            bos = tokenizer.bos_token or ""
-            rendered = f"{bos}{content}\nAnswer:"
+        rendered = user_turn(tokenizer, content)
         if _CONTEXT_MARK not in rendered or _QUESTION_MARK not in rendered:
             raise ValueError("the chat template dropped the context or the question")
         head, _, rest = rendered.partition(_CONTEXT_MARK)

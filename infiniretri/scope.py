@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from .model_context import ModelContext
+from .prompt import user_turn
 
 SCOPE_PROMPT = (
     "Question: {question}\nTo answer it, must one read the whole document (yes), or does one "
@@ -83,7 +84,7 @@ class ScopeProbe:
 
     def margins(self, questions: Sequence[str]) -> list[float]:
         """Log-odds of "whole document" against "one passage", one per question."""
-        return [self._margin(q) for q in questions]
+        return [self._margin(self._ids(q)) for q in questions]
 
     @property
     def threshold(self) -> float:
@@ -95,26 +96,20 @@ class ScopeProbe:
 
     def whole_document(self, question: str) -> bool:
         """Whether the model judges that ``question`` needs the whole document."""
-        return self._margin(question) >= self.threshold
+        return self.judge(question)[0]
 
-    def prompt_tokens(self, question: str) -> int:
-        """Tokens one probe of ``question`` reads (what it costs in ``Usage``)."""
-        return len(self._ids(question))
+    def judge(self, question: str) -> tuple[bool, int]:
+        """:meth:`whole_document`, and the tokens the probe read (what it costs in ``Usage``)."""
+        ids = self._ids(question)
+        return self._margin(ids) >= self.threshold, len(ids)
 
     def _ids(self, question: str) -> list[int]:
-        tokenizer = self.context.tokenizer
-        content = SCOPE_PROMPT.format(question=question)
-        if getattr(tokenizer, "chat_template", None):
-            text = tokenizer.apply_chat_template(
-                [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-            )
-        else:
-            text = f"{tokenizer.bos_token or ''}{content}\nAnswer:"
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        text = user_turn(self.context.tokenizer, SCOPE_PROMPT.format(question=question))
+        return list(self.context.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @torch.inference_mode()
-    def _margin(self, question: str) -> float:
-        inputs = torch.tensor([self._ids(question)], device=self.context.device)
+    def _margin(self, ids: list[int]) -> float:
+        inputs = torch.tensor([ids], device=self.context.device)
         logits = self.context.model(input_ids=inputs, use_cache=False, logits_to_keep=1).logits
         logp = logits[0, -1].float().log_softmax(-1)
         yes = torch.logsumexp(logp[self._yes], 0)

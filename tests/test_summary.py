@@ -154,7 +154,7 @@ def test_auto_mode_reads_the_question_with_the_real_model(engine):
     assert needle.mode == "retrieval" and needle.notes == []
     assert needle.mode_reason == "needle"
     # It paid only for the probe, which Usage counts.
-    probe = engine.scope.prompt_tokens("How many coils does crate 7 hold?")
+    probe = engine.scope.judge("How many coils does crate 7 hold?")[1]
     assert needle.stats.summary_tokens == probe > 0
     wide = auto.retrieve(TEXT[:3000], "Summarize the document.")
     assert wide.mode == "summary" and wide.mode_reason in ("question", "competing")

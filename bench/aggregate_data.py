@@ -28,7 +28,6 @@ undefined). Haystacks: the Paul Graham essays or the Wikipedia prose the project
 
 from __future__ import annotations
 
-import bisect
 import functools
 import math
 import random
@@ -37,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .multineedle_data import HAYSTACKS, HaystackSource, load_source
+from .multineedle_data import HAYSTACKS, HaystackSource, insert_at, load_source
 
 __all__ = [
     "HAYSTACKS",
@@ -321,32 +320,9 @@ def insert(hay: str, sentences: Sequence[str], depths: Sequence[float]) -> tuple
     """Insert ``sentences`` at the points (:func:`insertion_points`) nearest before ``depths``
     (fractions, any order; distinct points). Returns the text and each sentence's start, in the
     order given."""
-    bounds = insertion_points(hay)
-    order = sorted(range(len(sentences)), key=lambda i: depths[i])
-    chosen: dict[int, int] = {}
-    last = -1
-    for rank, i in enumerate(order):
-        at = bisect.bisect_right(bounds, depths[i] * len(hay)) - 1
-        at = max(at, last + 1)
-        at = min(at, len(bounds) - (len(order) - rank))  # room for the ones after it
-        if at <= last or at < 0:
-            raise ValueError(f"the haystack has too few sentences for {len(sentences)} items")
-        chosen[i] = bounds[at]
-        last = at
-    out, starts, pos, size = [], [0] * len(sentences), 0, 0
-    for i in order:
-        b = chosen[i]
-        out.append(hay[pos:b])
-        size += b - pos
-        before = " " if b > 0 and not hay[b - 1].isspace() else ""
-        after = "" if b == len(hay) or hay[b].isspace() else " "
-        starts[i] = size + len(before)
-        piece = before + sentences[i] + after
-        out.append(piece)
-        size += len(piece)
-        pos = b
-    out.append(hay[pos:])
-    return "".join(out), starts
+    return insert_at(
+        hay, insertion_points(hay), sentences, depths, "items", space_after_blank=False
+    )
 
 
 # =========================================================================== cases

@@ -423,26 +423,43 @@ def insert(hay: str, needles: Sequence[str], depths: Sequence[float]) -> tuple[s
     bounds = [0, *(m.end() for m in _SENTENCE_END.finditer(hay))]
     if bounds[-1] != len(hay):
         bounds.append(len(hay))
-    order = sorted(range(len(needles)), key=lambda i: depths[i])
+    return insert_at(hay, bounds, needles, depths, "needles", space_after_blank=True)
+
+
+def insert_at(
+    hay: str,
+    bounds: Sequence[int],
+    texts: Sequence[str],
+    depths: Sequence[float],
+    noun: str,
+    *,
+    space_after_blank: bool,
+) -> tuple[str, list[int]]:
+    """Insert ``texts`` at the points of ``bounds`` (ascending offsets) nearest before
+    ``depths`` (fractions, any order; distinct points). Returns the text and each inserted
+    text's start, in the order given. A space goes before a text not at the start (also after
+    a blank when ``space_after_blank``) and after one not followed by a blank; too few points
+    is a ``ValueError`` naming ``noun``."""
+    order = sorted(range(len(texts)), key=lambda i: depths[i])
     chosen: dict[int, int] = {}
     last = -1
     for rank, i in enumerate(order):
         at = bisect.bisect_right(bounds, depths[i] * len(hay)) - 1
         at = max(at, last + 1)
-        at = min(at, len(bounds) - (len(order) - rank))  # room for the needles after it
+        at = min(at, len(bounds) - (len(order) - rank))  # room for the ones after it
         if at <= last or at < 0:
-            raise ValueError(f"the haystack has too few sentences for {len(needles)} needles")
+            raise ValueError(f"the haystack has too few sentences for {len(texts)} {noun}")
         chosen[i] = bounds[at]
         last = at
-    out, starts, pos, size = [], [0] * len(needles), 0, 0
+    out, starts, pos, size = [], [0] * len(texts), 0, 0
     for i in order:
         b = chosen[i]
         out.append(hay[pos:b])
         size += b - pos
-        before = " " if b > 0 else ""
+        before = " " if b > 0 and (space_after_blank or not hay[b - 1].isspace()) else ""
         after = "" if b == len(hay) or hay[b].isspace() else " "
         starts[i] = size + len(before)
-        piece = before + needles[i] + after
+        piece = before + texts[i] + after
         out.append(piece)
         size += len(piece)
         pos = b

@@ -32,36 +32,9 @@ from bench.haystack import NEEDLE  # noqa: E402
 from bench.multineedle_data import HaystackSource, wiki_text  # noqa: E402
 from infiniretri import InfiniRetri  # noqa: E402
 from infiniretri.sentences import SentenceSplitter  # noqa: E402
-from infiniretri.testing import embedded_tokenizer, tiny_model  # noqa: E402
+from infiniretri.testing import tiny_model  # noqa: E402
 
 LENGTHS = (4_000, 12_000)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return embedded_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def wiki(tokenizer):
-    return HaystackSource("wiki", wiki_text(), tokenizer)
-
-
-@pytest.fixture(scope="module")
-def essays(tokenizer):
-    """The first 300k characters of the essays (the whole text takes long to tokenize)."""
-    from bench.common import load_essays
-
-    try:
-        text = load_essays()
-    except FileNotFoundError as err:
-        pytest.skip(f"bench data missing ({err}); run bench/install.sh")
-    return HaystackSource("essays", text[:300_000], tokenizer)
-
-
-@pytest.fixture(params=["wiki", "essays"])
-def source(request):
-    return request.getfixturevalue(request.param)
 
 
 # --------------------------------------------------------------------------- the generator

@@ -7,91 +7,28 @@ scores on real prose.
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter
-from dataclasses import dataclass
-
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.step_overhead import Before
 from infiniretri import TokenScores, WindowScorer
 from infiniretri.fusion import FusedScorer, standardized, zscores
-from infiniretri.lexical import STOP_WORDS, InView, bm25, key_terms, words
-from infiniretri.scoring import Scorer, Selection
+from infiniretri.lexical import InView, bm25, key_terms, words
 from infiniretri.sentences import SentenceSplitter
 
-_WORD = re.compile(r"(?u)\b\w\w+\b")
-_TERM = re.compile(r"(?u)\b(?:\w\w+|\d)\b")
-
-
-def reference_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
-
-
-def reference_key_terms(text: str) -> set[str]:
-    return {w for w in _TERM.findall(text.lower()) if w not in STOP_WORDS}
+# The references are the code as it was before it was made fast, kept once, in the benchmark
+# that times the two side by side.
+reference_words = Before.words
+reference_key_terms = Before.key_terms
+reference_standardized = Before.standardized
+ReferenceFused = Before.FusedScorer
 
 
 def reference_bm25(question, units, k1=1.5, b=0.75, feedback="", feedback_weight=0.0):
     """Lucene BM25, unit by unit, as the code computed it before."""
-    docs = [Counter(reference_words(u)) for u in units]
-    lengths = [sum(d.values()) for d in docs]
-    mean = (sum(lengths) / len(docs) or 1.0) if docs else 1.0
-    weights = dict.fromkeys(reference_words(question), 1.0)
-    if feedback_weight:
-        for term in reference_words(feedback):
-            weights.setdefault(term, feedback_weight)
-    if not docs or not weights:
-        return [0.0] * len(docs)
-    n = len(docs)
-    idf = {}
-    for term, weight in weights.items():
-        df = sum(1 for d in docs if term in d)
-        if df:
-            idf[term] = weight * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    scores = []
-    for d, length in zip(docs, lengths):
-        norm = k1 * (1.0 - b + b * length / mean)
-        scores.append(sum(w * d[t] * (k1 + 1) / (d[t] + norm) for t, w in idf.items() if t in d))
-    return scores
-
-
-def reference_standardized(values: list[float]) -> torch.Tensor:
-    x = torch.tensor(values, dtype=torch.float64)
-    spread = x.std(unbiased=False) if len(values) > 1 else torch.tensor(0.0, dtype=x.dtype)
-    return (x - x.mean()) / spread if spread > 0 else torch.zeros_like(x)
-
-
-@dataclass(frozen=True)
-class ReferenceFused(Scorer):
-    """The fused scorer as it was written before (torch z-scores, unit-by-unit BM25)."""
-
-    attention: Scorer
-    weight: float = 1.0
-    feedback: float = 0.0
-
-    def select(self, captured: TokenScores) -> list[Selection]:
-        selections = []
-        for b, base in enumerate(self.attention.select(captured)):
-            question, texts = captured.questions[b], captured.texts[b]
-            attention = reference_standardized(base.unit_scores)
-            fused = attention + self.weight * reference_standardized(
-                reference_bm25(question, texts)
-            )
-            if self.feedback and len(texts) > 1:
-                best = texts[int(torch.argmax(fused))]
-                lexical = reference_bm25(
-                    question, texts, feedback=best, feedback_weight=self.feedback
-                )
-                fused = attention + self.weight * reference_standardized(lexical)
-            order = sorted(range(len(fused)), key=lambda i: (-float(fused[i]), i))
-            kept = sorted(order[: len(base.units)])
-            scores = fused.tolist()
-            selections.append(Selection(kept, [scores[i] for i in kept], scores))
-        return selections
+    return Before.InView(units).bm25(question, k1, b, feedback, feedback_weight)
 
 
 QUESTIONS = [

@@ -123,7 +123,7 @@ class Answerer:
         ids = self.layout.build(context, self.question_ids(retrieval.question)).ids
         if evidence.quoted:
             quote = " ".join(retrieval.sentences[k].text for k in evidence.quoted)
-            ids = ids + self._encode(f"{QUOTE_LEAD}{quote}{QUOTE_END}")
+            ids = ids + self.context.encode(f"{QUOTE_LEAD}{quote}{QUOTE_END}")
         room = self.context.context_window - len(ids)
         if room < 1:
             raise ValueError("the cache and the question leave no room for an answer")
@@ -144,8 +144,8 @@ class Answerer:
         """Notes, then the whole cache, then the question; copying from both, no quote (the
         answer gathers from everywhere, not from the best sentence)."""
         lines = "".join(f"{NOTE_BULLET}{note.text}\n" for note in retrieval.notes)
-        notes = self._encode(f"{NOTES_LEAD}{lines}".rstrip("\n")) if lines else []
-        lead = self._encode(SENTENCES_LEAD) if notes and retrieval.sentences else []
+        notes = self.context.encode(f"{NOTES_LEAD}{lines}".rstrip("\n")) if lines else []
+        lead = self.context.encode(SENTENCES_LEAD) if notes and retrieval.sentences else []
         context = [*notes, *lead, *(i for ids in retrieval.token_ids for i in ids)]
         ids = self.layout.build(context, self.question_ids(retrieval.question)).ids
         room = self.context.context_window - len(ids)
@@ -153,7 +153,7 @@ class Answerer:
             raise ValueError("the notes, the cache and the question leave no room for an answer")
         spans: tuple[tuple[int, ...], ...] = ()
         if self.settings.answer_copy:
-            written = [tuple(self._encode(" " + note.text)) for note in retrieval.notes]
+            written = [tuple(self.context.encode(" " + note.text)) for note in retrieval.notes]
             spans = (*written, *(tuple(ids) for ids in retrieval.token_ids))
         shown = tuple(range(len(retrieval.sentences)))
         return AnswerPrompt(
@@ -186,9 +186,6 @@ class Answerer:
         """A quoted answer is the first sentence after the quote (a summary's is not)."""
         quoting = self.settings.answer_quote and not prompt.summary
         return (*stops, *QUOTE_STOPS) if quoting else stops
-
-    def _encode(self, text: str) -> list[int]:
-        return list(self.context.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _rescore_tokens(self, retrieval: Retrieval) -> int:
         prompt = sum(len(ids) for ids in retrieval.token_ids) + self.layout.overhead

@@ -66,6 +66,10 @@ class ModelContext:
         self._pools: dict[tuple[int, int], PrepPool] = {}
         self._lock = threading.Lock()
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` as written (no special tokens added)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     @property
     def word_tokens(self) -> WordTokens:
         """The vocabulary's answer ends, blanks, punctuation and word starts (one pass over the

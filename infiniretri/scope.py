@@ -104,8 +104,9 @@ class ScopeProbe:
         return self._margin(ids) >= self.threshold, len(ids)
 
     def _ids(self, question: str) -> list[int]:
-        text = user_turn(self.context.tokenizer, SCOPE_PROMPT.format(question=question))
-        return list(self.context.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.context.encode(
+            user_turn(self.context.tokenizer, SCOPE_PROMPT.format(question=question))
+        )
 
     @torch.inference_mode()
     def _margin(self, ids: list[int]) -> float:

@@ -164,7 +164,7 @@ class NoteWriter:
         """For each (stretches, question) job, one note per stretch, in document order."""
         started = time.perf_counter()
         flat = [(j, s) for j, (stretches, _) in enumerate(jobs) for s in stretches]
-        questions = [self._encode(self.layout.question_lead + q) for _, q in jobs]
+        questions = [self.context.encode(self.layout.question_lead + q) for _, q in jobs]
         prompts = [self._prompt(s, questions[j]) for j, s in flat]
         written: list[tuple[str, int]] = []
         for at in range(0, len(prompts), self.batch_size):
@@ -199,9 +199,6 @@ class NoteWriter:
         context = [i for u in units for i in u.ids]
         ids = self.layout.build(context, question_ids).ids
         return ids, [tuple(u.ids) for u in units]
-
-    def _encode(self, text: str) -> list[int]:
-        return list(self.context.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _copy(self, spans: list[tuple[int, ...]]) -> CopyBias | None:
         if not self.copy_bonus or not spans:

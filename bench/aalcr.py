@@ -22,10 +22,8 @@ The metric is answer-string recall (``bench.aalcr_data``).
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -48,8 +46,10 @@ from .common import (
     Deadline,
     append_jsonl,
     machine_info,
+    read_json_gz,
     read_jsonl,
     write_json,
+    write_json_gz,
 )
 from .engine_setup import engine_settings, parse_options
 from .hotpotqa import _engine, mean, run_tasks, truncate_by_score
@@ -183,20 +183,14 @@ def prepare(args: argparse.Namespace) -> Path:
         "documents": {did: done[did]["document"] for did in needed},
         "items": {qid: r for did in needed for qid, r in done[did]["records"].items()},
     }
-    path = Path(args.prepared or PREPARED)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8") as handle:
-        json.dump(payload, handle, ensure_ascii=False)
-    os.replace(tmp, path)
+    path = write_json_gz(Path(args.prepared or PREPARED), payload)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     return path
 
 
 def load_prepared(path: Path, split: str, limit: int | None = None):
     """(records of the split, documents by id, the whole prepared payload)."""
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        data = json.load(handle)
+    data = read_json_gz(path)
     records = [data["items"][qid] for qid in data["splits"][split]]
     return (records[:limit] if limit else records), data["documents"], data
 

@@ -32,7 +32,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse
-import gzip
 import json
 import sys
 import time
@@ -56,7 +55,16 @@ from .aggregate import (
     parse_shard,
     result_path,
 )
-from .common import BENCH_DIR, Deadline, append_jsonl, qa_f1_score, read_jsonl, write_json
+from .common import (
+    BENCH_DIR,
+    Deadline,
+    append_jsonl,
+    qa_f1_score,
+    read_json_gz,
+    read_jsonl,
+    write_json,
+    write_json_gz,
+)
 from .engine_setup import engine_settings, load_engine, parse_options
 
 PREPARED = BENCH_DIR / "data" / "aalcr_global.json.gz"
@@ -77,12 +85,7 @@ def prepare(args: argparse.Namespace) -> Path:
         "items": [{**as_record(i), "verbatim": contains(docs[i.doc_id], i.answer)} for i in items],
         "documents": docs,
     }
-    path = Path(args.prepared or PREPARED)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8") as handle:
-        json.dump(payload, handle, ensure_ascii=False)
-    os.replace(tmp, path)
+    path = write_json_gz(Path(args.prepared or PREPARED), payload)
     print(
         f"wrote {path} ({len(items)} questions, {len(docs)} documents, "
         f"{path.stat().st_size / 2**20:.1f} MiB)",
@@ -96,8 +99,7 @@ def load_items(path: Path | None = None) -> tuple[list[dict[str, Any]], dict[str
     from the wheel."""
     path = Path(path or PREPARED)
     if path.is_file():
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = read_json_gz(path)
         return data["items"], data["documents"], data["data"]
     items, docs = load()
     records = [{**as_record(i), "verbatim": contains(docs[i.doc_id], i.answer)} for i in items]

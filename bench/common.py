@@ -8,6 +8,7 @@ points at another folder holding the same file names (used on machines without t
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import importlib.util
 import json
 import os
@@ -150,6 +151,23 @@ def machine_info() -> dict[str, Any]:
         info["gpu_count"] = torch.cuda.device_count()
         info["cuda"] = torch.version.cuda
     return info
+
+
+def write_json_gz(path: Path, payload: Any) -> Path:
+    """Write ``payload`` as gzipped JSON, atomically (prepared bench data, never committed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+        json.dump(payload, handle, ensure_ascii=False)
+    os.replace(tmp, path)
+    return path
+
+
+def read_json_gz(path: Path) -> Any:
+    """What :func:`write_json_gz` wrote."""
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:

@@ -223,19 +223,22 @@ class Answerer:
             stream.retrieval = retrieval
             counter = GenerationCounter()
             written: list[str] = []
+            decoding = self.context.decode_graphs(self.settings.cuda_graphs)
             try:
-                for piece in stream_greedy(
-                    self.context.model,
-                    self.context.tokenizer,
-                    prompt.ids,
-                    prompt.max_new_tokens,
-                    self.context.end_ids,
-                    stops,
-                    counter,
-                    self._copy(prompt),
-                ):
-                    written.append(piece)
-                    yield piece
+                with decoding.decoder(len(prompt.ids) + prompt.max_new_tokens) as decoder:
+                    for piece in stream_greedy(
+                        self.context.model,
+                        self.context.tokenizer,
+                        prompt.ids,
+                        prompt.max_new_tokens,
+                        self.context.end_ids,
+                        stops,
+                        counter,
+                        self._copy(prompt),
+                        decoder,
+                    ):
+                        written.append(piece)
+                        yield piece
                 more = self._quote_answer(retrieval, prompt, "".join(written))
                 if more:
                     written.append(more)

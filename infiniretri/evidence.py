@@ -60,12 +60,14 @@ def unsupported(answer: str, question: str, quote: str) -> bool:
     """Whether a quoted answer says nothing that its quote backs.
 
     Judged only where the quote names all the question names (else the quote may not hold the
-    answer). Then an answer made only of the question's words ("Delta-3" for "... project
-    Delta-3?") has not answered, and one that shares no word with the quote contradicts the
-    evidence it just quoted. A comparison's answer (one alternative the question names, "Alpha"
-    for "Alpha or Beta?") is left alone: its quote names only that one.
+    answer). Then the answer's own words, those beyond the question's, must come from the
+    quote: an answer made only of the question's words ("Delta-3" for "... project Delta-3?")
+    has not answered, and one whose new words are not in the quote ("San Francisco is a great
+    place" after a quote about Dolores Park) contradicts the evidence it just quoted. A
+    comparison's answer (one alternative the question names, "Alpha" for "Alpha or Beta?") is
+    left alone: its quote names only that one.
     """
     said, asked, quoted = key_terms(answer), key_terms(question), key_terms(quote)
     if not said or asked - quoted:
         return False
-    return said <= asked or not said & quoted
+    return not (said - asked) & quoted

@@ -6,7 +6,6 @@ The pieces joined are exactly the final text. Generation stops at an end-of-turn
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ import torch
 from transformers import DynamicCache
 
 from .copying import CopyBias
+from .decoding import Decoder, EagerDecoder, cache_kwarg
 
 
 @dataclass
@@ -36,20 +36,6 @@ def end_token_ids(model, tokenizer) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
     return ids
-
-
-def cache_kwarg(model) -> str:
-    """The keyword that passes the KV cache to ``model``'s forward.
-
-    Recent transformers releases name it ``cache`` and warn (``FutureWarning``) that the old
-    ``past_key_values`` is deprecated; models of earlier releases, or remote code, take only
-    ``past_key_values``.
-    """
-    try:
-        parameters = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return "past_key_values"
-    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _stop_index(text: str, stop: Sequence[str]) -> int:
@@ -132,18 +118,18 @@ def stream_greedy(
     stop: Sequence[str] = (),
     counter: GenerationCounter | None = None,
     copy: CopyBias | None = None,
+    decoder: Decoder | None = None,
 ) -> Iterator[str]:
     """Yield the answer as text pieces, decoding greedily with a KV cache (``copy``: favour
-    tokens that continue a span of the evidence)."""
+    tokens that continue a span of the evidence; ``decoder``: how the model is called, by
+    default :class:`~infiniretri.decoding.EagerDecoder`)."""
     counter = counter if counter is not None else GenerationCounter()
     counter.prompt_tokens = len(prompt_ids)
-    device = next(model.parameters()).device
-    cache = {cache_kwarg(model): DynamicCache(config=model.config)}
-    inputs = torch.tensor([prompt_ids], device=device)
+    decoder = decoder if decoder is not None else EagerDecoder(model)
     pieces = TextPieces(tokenizer, stop)
+    token: int | None = None
     for _ in range(max_new_tokens):
-        out = model(input_ids=inputs, use_cache=True, logits_to_keep=1, **cache)
-        logits = out.logits[0, -1]
+        logits = decoder.first(prompt_ids) if token is None else decoder.next(token)
         if copy is not None:
             logits = copy.apply(logits.float())
         token = int(logits.argmax())
@@ -152,7 +138,6 @@ def stream_greedy(
         if copy is not None:
             copy.advance(token)
         counter.generated_tokens += 1
-        inputs = torch.tensor([[token]], device=device)
         piece = pieces.feed(token)
         if piece:
             yield piece

@@ -15,6 +15,7 @@ import torch
 
 from .attention import decoder_layers, install_capture, text_config
 from .copying import WordTokens
+from .decoding import DecodeGraphs
 from .forward import ForwardRunner
 from .generation import end_token_ids
 from .loading import MODEL_ID_ATTR
@@ -63,6 +64,7 @@ class ModelContext:
         self.auto_heads: Readout | None = None
         """The heads that ``retrieval_heads="auto"`` resolved to, once they did."""
         self._runners: dict[bool, ForwardRunner] = {}
+        self._decoding: dict[bool, DecodeGraphs] = {}
         self._pools: dict[tuple[int, int], PrepPool] = {}
         self._lock = threading.Lock()
 
@@ -113,6 +115,16 @@ class ModelContext:
                     self.model, self.pad_id, graphs=graphs
                 )
             return runner
+
+    def decode_graphs(self, graphs: bool) -> DecodeGraphs:
+        """The answer's recorded decoding step (used on CUDA with ``graphs``), made once."""
+        with self._lock:
+            decoding = self._decoding.get(graphs)
+            if decoding is None:
+                decoding = self._decoding[graphs] = DecodeGraphs(
+                    self.model, self.context_window, enabled=graphs
+                )
+            return decoding
 
     def prep_pool(self, max_sentence_tokens: int, workers: int | None) -> PrepPool:
         """The splitting and tokenizing pool for this sentence cap (``None``: default workers)."""

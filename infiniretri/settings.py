@@ -117,8 +117,8 @@ class EngineSettings:
 
     chunk_tokens: int | str = setting(
         "auto",
-        "document tokens read per step, or 'auto': on a GPU the largest power of two that fits "
-        "the window beside cache and question (at most 16384), on a CPU 1024 (see sizing)",
+        "document tokens read per step, or 'auto': on a GPU the largest multiple of 1024 that "
+        "fits the window beside cache and question (at most 16384), on a CPU 1024 (see sizing)",
         check_auto_or_positive_int,
     )
     phrase_tokens: int = setting(
@@ -194,7 +194,8 @@ class EngineSettings:
     )
     cuda_graphs: bool = setting(
         True,
-        "on CUDA, replay the scan's forward passes as CUDA graphs; results do not depend on it",
+        "on CUDA, replay the scan's forward passes and the answer's decoding steps as CUDA "
+        "graphs (kept sentences do not depend on it; answer tokens up to floating-point ties)",
         _boolean,
     )
     answer_sentences: int | None = setting(

@@ -5,13 +5,16 @@ The engine resolves both settings here, from the device and the model, once per 
 **Chunk** (``chunk_tokens="auto"``). Every step reads ``cache + chunk + question`` through the
 model, so the share of document tokens in a forward grows with the chunk.
 
-* On an accelerator (CUDA, ...): the largest power of two that fits the model's window next to
-  the prompt layout, a cache of :data:`TYPICAL_CACHE_TOKENS` and a question of
-  :data:`TYPICAL_QUESTION_TOKENS`, at most :data:`ACCELERATOR_MAX_CHUNK`. An 8k window gives
-  4096 (one 1M-token document: 1.3 tokens through the model per document token, against 2.4 at
-  1024, and 2.3x faster end to end on an H200, ``bench/results/gpu_speed.json``); a 32k window
-  gives 16384. Larger windows, larger chunks: on a large model the cache and question are then a
-  small share of every forward even when the cache holds several thousand tokens.
+* On an accelerator (CUDA, ...): the largest multiple of :data:`CHUNK_STEP` that fits the
+  model's window next to the prompt layout, a cache of :data:`TYPICAL_CACHE_TOKENS` and a
+  question of :data:`TYPICAL_QUESTION_TOKENS`, at most :data:`ACCELERATOR_MAX_CHUNK` (a power
+  of two below one step). An 8k window gives 6144: one 1M-token document takes 157 steps and
+  1.19 tokens through the model per document token, against 236 steps and 1.31 at 4096 (the
+  largest power of two) and 2.4 at 1024; the scan is GPU-bound, so fewer, fuller steps are
+  faster (``bench/results/speed_defaults.json``), and the needle is kept in the whole NIAH grid
+  (``bench/results/niah_answer_c6144.json``). A 32k window gives 16384. Larger windows, larger
+  chunks: on a large model the cache and question are then a small share of every forward
+  even when the cache holds several thousand tokens.
 * On a CPU: :data:`CPU_CHUNK` (1024), or less where the window is small. Measured on the demo
   document (2-core Xeon, bf16, ``bench/results/speed_defaults.json``): 2048 reads it 10% faster
   but keeps 19 of the 21 sentences kept at 1024, and 4096 changes the answer, so the CPU keeps
@@ -39,6 +42,9 @@ from typing import Any, NamedTuple
 
 AUTO = "auto"
 """The value of a setting that the engine resolves from the device and the model."""
+
+CHUNK_STEP = 1024
+"""``"auto"`` chunks on an accelerator are multiples of this (where the window allows one)."""
 
 ACCELERATOR_MAX_CHUNK = 16384
 """The largest chunk ``"auto"`` picks on an accelerator (attention grows with the view)."""
@@ -76,6 +82,12 @@ def _largest_power_of_two(n: int) -> int:
     return 1 << (n.bit_length() - 1) if n >= 1 else 0
 
 
+def _largest_step_multiple(n: int) -> int:
+    """The largest multiple of :data:`CHUNK_STEP` up to ``n``, or below one step the largest
+    power of two."""
+    return n // CHUNK_STEP * CHUNK_STEP if n >= CHUNK_STEP else _largest_power_of_two(n)
+
+
 def auto_chunk_tokens(
     device_type: str,
     context_window: int,
@@ -88,8 +100,9 @@ def auto_chunk_tokens(
     and window (``overhead``: the prompt layout's fixed tokens). See the module doc."""
     left = context_window - overhead - question_tokens
     fit = left - min(cache_tokens, left // 2)
-    cap = CPU_CHUNK if device_type == "cpu" else ACCELERATOR_MAX_CHUNK
-    return max(MIN_AUTO_CHUNK, min(cap, _largest_power_of_two(fit)))
+    if device_type == "cpu":
+        return max(MIN_AUTO_CHUNK, min(CPU_CHUNK, _largest_power_of_two(fit)))
+    return max(MIN_AUTO_CHUNK, min(ACCELERATOR_MAX_CHUNK, _largest_step_multiple(fit)))
 
 
 def choose_chunk_tokens(

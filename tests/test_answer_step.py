@@ -284,6 +284,9 @@ def test_an_answer_the_quote_does_not_back_is_unsupported():
     quote = "The best thing to do in San Francisco is eat a sandwich in Dolores Park."
     assert unsupported("Sirens", question, quote)  # nothing from the quote
     assert unsupported("San Francisco", question, quote)  # only the question's words
+    # Its own words are not the quote's: the question's words alone do not back it.
+    assert unsupported("San Francisco is a great place to do anything.", question, quote)
+    assert not unsupported("In San Francisco, eat a sandwich.", question, quote)
     assert not unsupported("Eat a sandwich.", question, quote)
     # The quote does not name all the question names: no judgement.
     assert not unsupported("Sirens", question, "Dolores Park is sunny.")

@@ -12,7 +12,7 @@ model, so the share of document tokens in a forward grows with the chunk.
   1.19 tokens through the model per document token, against 236 steps and 1.31 at 4096 (the
   largest power of two) and 2.4 at 1024; the scan is GPU-bound, so fewer, fuller steps are
   faster (``bench/results/speed_defaults.json``), and the needle is kept in the whole NIAH grid
-  (``bench/results/niah_answer_c6144.json``). A 32k window gives 16384. Larger windows, larger
+  (``bench/results/niah_answer_e0d2077.json``). A 32k window gives 16384. Larger windows, larger
   chunks: on a large model the cache and question are then a small share of every forward
   even when the cache holds several thousand tokens.
 * On a CPU: :data:`CPU_CHUNK` (1024), or less where the window is small. Measured on the demo

@@ -18,6 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -104,50 +105,44 @@ def phrase_scores(token_scores: torch.Tensor, phrase_tokens: int) -> torch.Tenso
     return F.conv1d(padded, kernel).reshape(token_scores.shape)
 
 
+def window_sums(tokens: np.ndarray, phrase_tokens: int) -> np.ndarray:
+    """:func:`phrase_scores` of a 1-D float32 array, on the host (float64 running sums)."""
+    if phrase_tokens <= 1:
+        return tokens
+    left = phrase_tokens // 2
+    padded = np.zeros(tokens.shape[0] + phrase_tokens, dtype=np.float64)
+    padded[left + 1 : left + 1 + tokens.shape[0]] = tokens
+    running = np.cumsum(padded)
+    return (running[phrase_tokens:] - running[:-phrase_tokens]).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class WindowScorer(Scorer):
-    """The paper's scorer, batched: one device-to-host copy for the whole batch."""
+    """The paper's scorer, batched: one device-to-host copy, then a few array operations per
+    prompt on the host (a step's scores are a few thousand floats: on a GPU, launching the
+    same work as kernels costs more than doing it)."""
 
     phrase_tokens: int = 8
     top_k_tokens: int = 300
 
     def select(self, captured: TokenScores) -> list[Selection]:
-        values = captured.values
-        device = values.device
         batch = len(captured)
-        sizes = [sum(lengths) for lengths in captured.unit_lengths]
-        width = max(sizes)
-        size = torch.tensor(sizes, device=device)
-        norm = torch.tensor(captured.norms, device=device, dtype=values.dtype)
-        pos = torch.arange(width, device=device)
-        valid = pos[None, :] < size[:, None]
-        starts = torch.tensor(captured.context_starts, device=device)
-        index = (starts[:, None] + pos[None, :]).clamp(max=values.shape[-1] - 1)
-        tokens = captured.combined()[:batch].gather(1, index) / norm[:, None]
-        phrase = phrase_scores(tokens.masked_fill(~valid, 0.0), self.phrase_tokens)
-        phrase = phrase.masked_fill(~valid, float("-inf"))
-        # Unit ids over the padded batch: each item's units, then one filler unit for its padding.
-        lengths = [n for b in range(batch) for n in (*captured.unit_lengths[b], width - sizes[b])]
-        units = len(lengths)
-        owner = torch.repeat_interleave(
-            torch.arange(units, device=device),
-            torch.tensor(lengths, device=device),
-            output_size=batch * width,
-        ).view(batch, width)
-        best = torch.full((units,), float("-inf"), device=device)
-        best = best.scatter_reduce(0, owner.flatten(), phrase.flatten().float(), reduce="amax")
-        top = torch.topk(phrase, min(self.top_k_tokens, width), dim=1).indices
-        picked = (top < size[:, None]).float()
-        chosen = torch.zeros(units, device=device)
-        chosen = chosen.scatter_reduce(0, owner.gather(1, top).flatten(), picked.flatten(), "amax")
-        flags, scores = torch.stack([chosen, best]).cpu().tolist()
-        selections, first = [], 0
+        values = captured.values[:batch].float().cpu().numpy()  # (B, G, T)
+        heads = np.asarray(captured.group_heads, dtype=np.float32)
+        combined = (values / heads[None, :, None]).mean(axis=1, dtype=np.float32)
+        selections = []
         for b in range(batch):
-            count = len(captured.unit_lengths[b])
-            own = scores[first : first + count]
-            picks = [i for i in range(count) if flags[first + i] > 0]
-            selections.append(Selection(picks, [own[i] for i in picks], own))
-            first += count + 1
+            lengths = captured.unit_lengths[b]
+            start, size = captured.context_starts[b], sum(lengths)
+            tokens = combined[b, start : start + size] / np.float32(captured.norms[b])
+            phrase = window_sums(tokens, self.phrase_tokens)
+            bounds = np.cumsum([0, *lengths[:-1]])
+            scores = np.maximum.reduceat(phrase, bounds).tolist()
+            k = min(self.top_k_tokens, size)
+            top = np.argpartition(phrase, size - k)[size - k :] if k < size else np.arange(size)
+            owner = np.repeat(np.arange(len(lengths)), lengths)
+            picks = np.unique(owner[top]).tolist()
+            selections.append(Selection(picks, [scores[i] for i in picks], scores))
         return selections
 
 

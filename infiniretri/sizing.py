@@ -27,9 +27,9 @@ A window too small for the typical cache reserves at most half of what is left f
 * On a CPU: 1. One window of a thousand tokens already uses every core; padding only adds work.
 * On an accelerator: :data:`LAUNCH_BOUND_BATCH`. Measured side by side on one H200
   (``bench/results/speed_defaults.json``, SmolLM2-135M, CUDA graphs on, 16 x 128k-token
-  documents): batches of 16 read 175,838 document tokens/s against 122,794 at one pair per
-  forward with chunk 1024 (1.43x), and 243,902 against 216,798 with chunk 4096 (1.13x). Batching
-  pays, less so with larger chunks, which fill the device on their own.
+  documents): batches of 16 read 259,694 document tokens/s against 190,624 one by one at chunk
+  1024 (1.36x), and 443,328 against 393,070 at chunk 6144 (1.13x). Batching pays, less so with
+  larger chunks, which fill the device on their own; it is never slower.
 
 Answers are generated :func:`generation_batch_size` at a time: a decoding step costs about the
 same for one sequence as for sixteen, so batched generation pays on every device.

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -106,37 +107,36 @@ class ModelContext:
             or type(self.model).__name__
         )
 
+    def _made_once(self, store: dict, key, make: Callable[[], Any]) -> Any:
+        """``store[key]``, made by ``make()`` the first time (thread-safe)."""
+        with self._lock:
+            if key not in store:
+                store[key] = make()
+            return store[key]
+
     def runner(self, graphs: bool) -> ForwardRunner:
         """The forward runner (with CUDA graphs on CUDA, or without), made once."""
-        with self._lock:
-            runner = self._runners.get(graphs)
-            if runner is None:
-                runner = self._runners[graphs] = ForwardRunner(
-                    self.model, self.pad_id, graphs=graphs
-                )
-            return runner
+        return self._made_once(
+            self._runners, graphs, lambda: ForwardRunner(self.model, self.pad_id, graphs=graphs)
+        )
 
     def decode_graphs(self, graphs: bool) -> DecodeGraphs:
         """The answer's recorded decoding step (used on CUDA with ``graphs``), made once."""
-        with self._lock:
-            decoding = self._decoding.get(graphs)
-            if decoding is None:
-                decoding = self._decoding[graphs] = DecodeGraphs(
-                    self.model, self.context_window, enabled=graphs
-                )
-            return decoding
+        return self._made_once(
+            self._decoding,
+            graphs,
+            lambda: DecodeGraphs(self.model, self.context_window, enabled=graphs),
+        )
 
     def prep_pool(self, max_sentence_tokens: int, workers: int | None) -> PrepPool:
         """The splitting and tokenizing pool for this sentence cap (``None``: default workers)."""
         if workers is None:
             workers = default_workers(self.device.type)
-        with self._lock:
-            key = (max_sentence_tokens, workers)
-            pool = self._pools.get(key)
-            if pool is None:
-                segmenter = Segmenter(self.tokenizer, max_sentence_tokens)
-                pool = self._pools[key] = PrepPool(segmenter, workers)
-            return pool
+        return self._made_once(
+            self._pools,
+            (max_sentence_tokens, workers),
+            lambda: PrepPool(Segmenter(self.tokenizer, max_sentence_tokens), workers),
+        )
 
     def check_layer(self, layer: int) -> int:
         """``layer`` (negative counts from the top) as an index; ``ValueError`` if out of range."""

@@ -116,12 +116,12 @@ class GraphDecoder:
 
     def first(self, prompt_ids: Sequence[int]) -> torch.Tensor:
         static = self.static
-        logits = static.prompt(prompt_ids)
         if static.graph is not None:
-            return logits
-        try:
+            return static.prompt(prompt_ids)
+        try:  # the first answer over this cache records its step
+            static.prompt(prompt_ids)
             static.record()
-        except RuntimeError as err:  # a model whose step cannot be captured
+        except Exception as err:  # a model without a static cache, or not capturable
             self.owner.disable(err)
             self.eager = EagerDecoder(static.model)
             return self.eager.first(prompt_ids)
@@ -163,8 +163,11 @@ class DecodeGraphs:
             if static is None or static.size < tokens:
                 size = min(self.window, max(SMALLEST_STATIC_CACHE, 1 << (tokens - 1).bit_length()))
                 self._static = None  # the old cache's memory goes first
-                static = self._static = _StaticStep(self.model, size, self.device)
-            yield GraphDecoder(static, self)
+                try:
+                    static = self._static = _StaticStep(self.model, size, self.device)
+                except Exception as err:  # a model whose cache cannot be static
+                    self.disable(err)
+            yield EagerDecoder(self.model) if self._static is None else GraphDecoder(static, self)
         finally:
             self._lock.release()
 

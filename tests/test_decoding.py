@@ -104,3 +104,21 @@ def test_engine_answers_are_the_same_with_and_without_graphs(tiny_llama):
     text = " ".join(f"Sentence {j} says the value is {j * 7}." for j in range(80))
     for question in ("What is value 3?", "Which sentence says 21?"):
         assert engine.answer(text, question).text == eager.answer(text, question).text
+
+
+@cuda
+def test_a_step_that_cannot_be_recorded_decodes_eagerly_from_then_on(tiny_llama, monkeypatch):
+    model, tokenizer = tiny_llama
+    model = model.to("cuda").float()
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(torch.cuda, "graph", refuse)
+    graphs = DecodeGraphs(model, 8192)
+    prompt = tokenizer("A short prompt", add_special_tokens=False)["input_ids"]
+    with graphs.decoder(len(prompt) + 8) as decoder:
+        assert decoded(decoder, prompt, 8) == decoded(EagerDecoder(model), prompt, 8)
+    assert not graphs.enabled and "capturing" in graphs.error
+    with graphs.decoder(10) as decoder:
+        assert isinstance(decoder, EagerDecoder)

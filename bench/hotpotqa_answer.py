@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 from bench.common import RESULTS_DIR, qa_f1_score, write_json
-from bench.engine_setup import load_engine
+from bench.engine_setup import load_engine, parse_options
 from bench.hotpotqa import MAX_NEW_TOKENS, load_prepared
 
 
 def run(args: argparse.Namespace) -> None:
-    engine = load_engine(args.device, None, prep_workers=0)
+    engine = load_engine(args.device, None, **{"prep_workers": 0, **parse_options(args.options)})
     items = []
     started = time.perf_counter()
     for record in load_prepared("report", args.limit):
@@ -34,11 +34,14 @@ def run(args: argparse.Namespace) -> None:
                 "gold": record["answer"],
                 "answer": answer.text,
                 "f1": qa_f1_score(answer.text, record["answer"]),
+                "mode": retrieval.mode,
+                "prompt_tokens": answer.usage.prompt_tokens,
             }
         )
     result = {
         "split": "report",
         "items_done": len(items),
+        "options": parse_options(args.options),
         "f1": statistics.fmean(i["f1"] for i in items),
         "seconds": time.perf_counter() - started,
         "items": items,
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--out", default=str(RESULTS_DIR / "hotpotqa_answer_cpu.json"))
+    parser.add_argument("--options", default=None, help="engine settings (inline JSON or a file)")
     parser.add_argument("--compare", nargs=2, default=None, help="two result files: before, after")
     args = parser.parse_args(argv)
     if args.compare:

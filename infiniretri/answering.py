@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .copying import CopyBias
 from .debias import CONTENT_FREE_QUESTION
-from .evidence import choose_evidence, unsupported
+from .evidence import QuoteCheck, choose_evidence, unsupported
 from .gathering import GATHER_END, GATHER_LEAD, gather_values
 from .generation import GenerationCounter, greedy_batch, stream_greedy
 from .lexical import key_terms
@@ -168,19 +168,21 @@ class Answerer:
         values = gather_values(text, shown, retrieval.question)
         return f"{GATHER_LEAD}{', '.join(values)}{GATHER_END}" if values else ""
 
-    def _quote_answer(self, retrieval: Retrieval, prompt: AnswerPrompt, text: str) -> str:
-        """What follows a quoted answer that says nothing the quote backs: the quote itself.
+    def _quote(self, retrieval: Retrieval, prompt: AnswerPrompt) -> str:
+        return " ".join(retrieval.sentences[k].text for k in prompt.quoted)
 
-        A reader that ends at once after its quote judged the quote the answer; one whose answer
-        is unsupported (:func:`~infiniretri.evidence.unsupported`) gets the quote after what it
-        wrote. Any other answer gets nothing.
+    def _finished(self, retrieval: Retrieval, prompt: AnswerPrompt, text: str) -> str:
+        """The answer's text from what the reader wrote, then any gathered values.
+
+        A quoted answer that is empty (the reader judged its quote the answer) or unsupported
+        (:func:`~infiniretri.evidence.unsupported`: nothing in it is backed by its quote, as
+        when a look-alike's sentence follows the asked one's quote) is the quote itself.
         """
-        if not prompt.quoted:
-            return ""
-        quote = " ".join(retrieval.sentences[k].text for k in prompt.quoted)
-        if not text.strip():
-            return quote
-        return f": {quote}" if unsupported(text, retrieval.question, quote) else ""
+        if prompt.quoted:
+            quote = self._quote(retrieval, prompt)
+            if not text.strip() or unsupported(text, retrieval.question, quote):
+                text = quote
+        return text + self._gathered(retrieval, prompt, text)
 
     def _stops(self, stops: tuple[str, ...], prompt: AnswerPrompt) -> tuple[str, ...]:
         """A quoted answer is the first sentence after the quote (a summary's is not)."""
@@ -224,6 +226,9 @@ class Answerer:
             counter = GenerationCounter()
             written: list[str] = []
             decoding = self.context.decode_graphs(self.settings.cuda_graphs)
+            quote = self._quote(retrieval, prompt) if prompt.quoted else ""
+            check = QuoteCheck(retrieval.question, quote) if quote else None
+            sent = 0  # pieces passed on
             try:
                 with decoding.decoder(len(prompt.ids) + prompt.max_new_tokens) as decoder:
                     for piece in stream_greedy(
@@ -238,14 +243,17 @@ class Answerer:
                         decoder,
                     ):
                         written.append(piece)
-                        yield piece
-                more = self._quote_answer(retrieval, prompt, "".join(written))
-                if more:
-                    written.append(more)
-                    yield more
-                extra = self._gathered(retrieval, prompt, "".join(written))
-                if extra:
-                    yield extra
+                        if check is not None:  # held back until its quote backs it
+                            if not check.backs("".join(written), finished=False):
+                                continue
+                            check = None
+                        yield "".join(written[sent:])
+                        sent = len(written)
+                text = "".join(written)
+                final = self._finished(retrieval, prompt, text)
+                rest = final[len("".join(written[:sent])) :]
+                if rest:
+                    yield rest
             finally:
                 stream.usage = Usage(
                     retrieval.stats.tokens_processed,
@@ -285,7 +293,6 @@ class Answerer:
             for retrieval, prompt, (text, count) in zip(
                 retrievals[start : start + self.batch_size], group, done
             ):
-                text += self._quote_answer(retrieval, prompt, text)
-                text += self._gathered(retrieval, prompt, text)
+                text = self._finished(retrieval, prompt, text)
                 answers.append(self._answer(retrieval, prompt, text, count))
         return answers

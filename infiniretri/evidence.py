@@ -11,6 +11,7 @@ do; one when a single sentence stands out).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -63,11 +64,37 @@ def unsupported(answer: str, question: str, quote: str) -> bool:
     answer). Then the answer's own words, those beyond the question's, must come from the
     quote: an answer made only of the question's words ("Delta-3" for "... project Delta-3?")
     has not answered, and one whose new words are not in the quote ("San Francisco is a great
-    place" after a quote about Dolores Park) contradicts the evidence it just quoted. A
-    comparison's answer (one alternative the question names, "Alpha" for "Alpha or Beta?") is
-    left alone: its quote names only that one.
+    place" after a quote about Dolores Park, or a look-alike's "Brorflar ... igloo" after a quote
+    about Brerflor) contradicts the evidence it just quoted. A comparison's answer (one
+    alternative the question names, "Alpha" for "Alpha or Beta?") is left alone: its quote
+    names only that one.
     """
-    said, asked, quoted = key_terms(answer), key_terms(question), key_terms(quote)
-    if not said or asked - quoted:
-        return False
-    return not (said - asked) & quoted
+    return bool(key_terms(answer)) and not QuoteCheck(question, quote).backs(answer)
+
+
+_WORD = re.compile(r"\w")
+_LAST_WORD = re.compile(r"\w+$")
+
+
+class QuoteCheck:
+    """Whether a quoted answer, as written so far, is backed by its quote (see
+    :func:`unsupported`).
+
+    Backing, once shown, holds for every longer text (a new word from the quote stays), so a
+    stream may pass an answer on from the moment it is backed, and hold it back before: an
+    answer never backed is replaced by its quote. Only complete words count (a trailing one
+    may still grow); an answer the check does not judge is backed once it has a word.
+    """
+
+    def __init__(self, question: str, quote: str) -> None:
+        self.asked = key_terms(question)
+        self.quoted = key_terms(quote)
+        self.judged = not self.asked - self.quoted
+
+    def backs(self, text: str, finished: bool = True) -> bool:
+        """Whether ``text`` is backed; ``finished=False`` leaves out a trailing partial word."""
+        if not finished:
+            text = _LAST_WORD.sub("", text)
+        if not self.judged:
+            return bool(_WORD.search(text))
+        return bool((key_terms(text) - self.asked) & self.quoted)

@@ -169,8 +169,36 @@ def test_copy_decoding_is_the_same_alone_streamed_and_batched(tiny):
     assert len(alone.quoted) == 1
     words = set(re.findall(r"\w+", alone.text))
     assert words and words <= set(re.findall(r"\w+", alone.quoted[0].text))
-    free = tiny.with_options(answer_quote=1).answer_from(retrieval, max_new_tokens=8)
-    assert not set(re.findall(r"\w+", free.text)) <= set(re.findall(r"\w+", alone.quoted[0].text))
+    # Without the bonus the random-weight reader writes words its quote does not back: the
+    # answer is then the quote itself, held back while streamed, and batched alike.
+    free = tiny.with_options(answer_quote=1)
+    written = free.answer_from(
+        retrieval,
+        max_new_tokens=8,
+    ).text
+    assert written == alone.quoted[0].text
+    assert list(free.stream_answer_from(retrieval, max_new_tokens=8)) == [written]
+    assert free.answer_from_batch([retrieval], max_new_tokens=8)[0].text == written
+
+
+def test_a_quoted_answer_is_passed_on_once_its_quote_backs_it():
+    from infiniretri.evidence import QuoteCheck
+
+    check = QuoteCheck(
+        "Which codeword was Brerflor given?", "Brerflor was given the codeword walrus."
+    )
+    assert not check.backs("Brerflor was given the codeword", finished=False)
+    assert not check.backs("Brerflor was given the codeword wal", finished=False)
+    assert check.backs("Brerflor was given the codeword walrus", finished=True)
+    assert check.backs("Brerflor was given the codeword walrus.", finished=False)
+    # A look-alike's sentence is never backed; a word the quote holds backs for good.
+    assert not check.backs("Brorflar was given the codeword igloo.")
+    assert check.backs("Walrus, not igloo.")
+    # The quote does not name all the question names: not judged, backed once it has a word.
+    loose = QuoteCheck("Which codeword was Brerflor given?", "The codeword was walrus.")
+    assert not loose.backs("  ", finished=False)
+    assert not loose.backs(" Igl", finished=False)
+    assert loose.backs(" Igloo ", finished=False)
 
 
 def test_gathering_adds_the_values_of_parallel_quoted_sentences():

@@ -150,7 +150,8 @@ def _make_wrapper(base: str):
         return _base_function(module, base)(module, query, key, value, attention_mask, **kwargs)
 
     attention.__name__ = f"{_PREFIX}{base}"
-    return attention
+    # Compiled layers (``compile_layers``) call it as it is: one compiled program for all layers.
+    return torch.compiler.disable(attention)
 
 
 def _make_mask(function, sdpa: bool):

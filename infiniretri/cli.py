@@ -42,6 +42,13 @@ def _heads(value: str) -> str | list[tuple[int, int]]:
     return pairs
 
 
+def _on_off_auto(value: str) -> bool | str:
+    words = {"auto": "auto", "true": True, "on": True, "false": False, "off": False}
+    if value.lower() not in words:
+        raise argparse.ArgumentTypeError(f"must be true, false or 'auto', got {value!r}")
+    return words[value.lower()]
+
+
 def _number(value: str) -> float:
     try:
         return float(value)
@@ -56,6 +63,7 @@ _PARSERS = {
     "str": str,
     "float": _number,
     "str | tuple[tuple[int, int], ...]": _heads,
+    "bool | str": _on_off_auto,
 }
 """How a flag's text becomes a setting's value, by the setting's annotation."""
 

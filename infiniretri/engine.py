@@ -31,6 +31,7 @@ from .calibration import (
     stored_heads,
     stored_layer,
 )
+from .compiling import choose_compile
 from .debias import CONTENT_FREE_QUESTION
 from .errors import ScanCancelled
 from .loading import load_model
@@ -147,8 +148,12 @@ class InfiniRetri:
             settings.chunk_tokens, device, context.context_window, self.layout.overhead
         )
         batch = choose_batch_size(settings.batch_size, device)
-        self.sizing = {"chunk_tokens": chunk, "batch_size": batch}
-        """``chunk_tokens`` and ``batch_size`` in use, each with why (``"auto"`` resolved)."""
+        compiled = choose_compile(settings.compile_layers, context.model, settings.cuda_graphs)
+        self.sizing = {"chunk_tokens": chunk, "batch_size": batch, "compile_layers": compiled}
+        """``chunk_tokens``, ``batch_size`` and ``compile_layers`` in use, each with why
+        (``"auto"`` resolved)."""
+        self.compiled = bool(compiled.value)
+        """Whether the scan's layers run compiled (``compile_layers``, resolved)."""
         self.chunk_tokens, self.batch_size = chunk.value, batch.value
         """Document tokens per step, and pairs per forward (ints, ``"auto"`` resolved)."""
         most = context.context_window - self.layout.overhead - MIN_CACHE_TOKENS - 16
@@ -181,6 +186,7 @@ class InfiniRetri:
             max_cache_tokens=settings.max_cache_tokens,
             batch_size=self.batch_size,
             graphs=settings.cuda_graphs,
+            compiled=self.compiled,
             rows=settings.question_rows,
             baseline_ids=self.baseline_ids,
             summary=(
@@ -278,7 +284,7 @@ class InfiniRetri:
             copies = -(-2 * prep.workers * BLOCK_CHARS // len(WARMUP_TEXT))
             for _ in prep.units(open_documents("\n\n".join([WARMUP_TEXT] * copies))):
                 pass
-        runner = self.context.runner(self.settings.cuda_graphs)
+        runner = self.context.runner(self.settings.cuda_graphs, self.compiled)
         if runner.graphs:
             for length, question in warm_shapes(
                 self.layout.overhead,
@@ -305,6 +311,7 @@ class InfiniRetri:
             [[len(context)]],
             readout,
             graphs=self.settings.cuda_graphs,
+            compiled=self.compiled,
             rows=self.settings.question_rows,
             baseline_ids=self.baseline_ids,
         )
@@ -372,7 +379,13 @@ class InfiniRetri:
     @property
     def cuda_graph_error(self) -> str | None:
         """Why CUDA graphs were turned off (recording a forward failed), or ``None``."""
-        return self.context.runner(self.settings.cuda_graphs).graph_error
+        return self.context.runner(self.settings.cuda_graphs, self.compiled).graph_error
+
+    @property
+    def compile_error(self) -> str | None:
+        """Why compiled layers were given up (compiling failed; graphs record eagerly), or
+        ``None``."""
+        return self.context.runner(self.settings.cuda_graphs, self.compiled).compile_error
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` for this model (no special tokens)."""

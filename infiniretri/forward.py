@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .attention import CaptureRequest, HeadMap, capture, causal_only, head_index, run_request
+from .compiling import LayerCompiler, layer_modules
 
 MAX_GRAPHS = 96
 """Graphs kept per runner; further shapes run without a graph."""
@@ -95,6 +96,7 @@ class ForwardRunner:
         graphs: bool = True,
         length_bucket: int = 256,
         rows_bucket: int = 16,
+        compiled: bool = False,
     ) -> None:
         self.model = model
         self.pad_id = int(pad_id)
@@ -107,6 +109,11 @@ class ForwardRunner:
         self._lock = threading.Lock()
         self.graph_error: str | None = None
         """Why graphs were turned off, if recording one failed (the runner then runs eagerly)."""
+        layers = layer_modules(model) if compiled and self.graphs else None
+        self.compiler = LayerCompiler(layers) if layers is not None else None
+        """Compiles the layers while a graph is recorded (``compile_layers``), or ``None``."""
+        self.compile_error: str | None = None
+        """Why compiling was given up, if it failed (graphs are then recorded eagerly)."""
 
     @contextlib.contextmanager
     def session(self) -> Iterator[ForwardRunner]:
@@ -168,7 +175,18 @@ class ForwardRunner:
         run_request(self.model, ids, request)
         return request.scores
 
-    def _record(
+    def _record(self, *key) -> _Graph:
+        """The graph of one shape, recorded through the compiled layers where asked for."""
+        if self.compiler is not None:
+            try:
+                with self.compiler.active():
+                    return self._record_graph(*key)
+            except Exception as err:  # any failure to compile or record compiled: go eager
+                self.compile_error = f"{type(err).__name__}: {err}"
+                self.compiler = None
+        return self._record_graph(*key)
+
+    def _record_graph(
         self, batch: int, length: int, n_rows: int, layers: tuple[int, ...], heads: HeadMap
     ) -> _Graph:
         dev = self.device

@@ -114,10 +114,13 @@ class ModelContext:
                 store[key] = make()
             return store[key]
 
-    def runner(self, graphs: bool) -> ForwardRunner:
-        """The forward runner (with CUDA graphs on CUDA, or without), made once."""
+    def runner(self, graphs: bool, compiled: bool = False) -> ForwardRunner:
+        """The forward runner (with CUDA graphs on CUDA, or without; recording them through
+        compiled layers, or not), made once."""
         return self._made_once(
-            self._runners, graphs, lambda: ForwardRunner(self.model, self.pad_id, graphs=graphs)
+            self._runners,
+            (graphs, compiled),
+            lambda: ForwardRunner(self.model, self.pad_id, graphs=graphs, compiled=compiled),
         )
 
     def decode_graphs(self, graphs: bool) -> DecodeGraphs:
@@ -155,6 +158,7 @@ class ModelContext:
         readout: Readout,
         *,
         graphs: bool = False,
+        compiled: bool = False,
         texts: Sequence[Sequence[str]] | None = None,
         questions: Sequence[str] | None = None,
         rows: str = "question",
@@ -171,7 +175,7 @@ class ModelContext:
         ``TokenScores.baseline``.
         The tensors stay valid until the context exits (a CUDA graph's outputs are reused).
         """
-        runner = self.runner(graphs)
+        runner = self.runner(graphs, compiled)
         baseline = None
         if baseline_ids is not None:
             baseline = [p.with_question(baseline_ids) for p in prompts]

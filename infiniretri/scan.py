@@ -92,6 +92,8 @@ class StepSettings:
     readout: Readout
     scorer: Scorer
     graphs: bool = True
+    compiled: bool = False
+    """Record graphs through compiled layers (``compile_layers``)."""
     rows: str = "question"
     """Which prompt rows query the context (``question_rows``)."""
     baseline_ids: list[int] | None = None
@@ -116,6 +118,7 @@ class Scanner:
         max_cache_tokens: int | None,
         batch_size: int,
         graphs: bool,
+        compiled: bool = False,
         rows: str = "question",
         baseline_ids: list[int] | None = None,
         summary: tuple[int, int] | None = None,
@@ -128,6 +131,7 @@ class Scanner:
         self.max_cache_tokens = max_cache_tokens
         self.batch_size = batch_size
         self.graphs = graphs
+        self.compiled = compiled
         self.rows = rows
         self.baseline_ids = baseline_ids
         self.summary = summary
@@ -170,6 +174,7 @@ class Scanner:
             readout,
             self.scorer,
             self.graphs,
+            self.compiled,
             self.rows,
             self.baseline_ids,
         )
@@ -225,6 +230,7 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
         lengths,
         settings.readout,
         graphs=settings.graphs,
+        compiled=settings.compiled,
         texts=[[u.text for u in units] for units in candidates],
         questions=[item.question for item in items],
         rows=settings.rows,

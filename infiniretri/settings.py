@@ -90,6 +90,11 @@ def _boolean(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
+def _on_off_auto(name: str, value: Any) -> None:
+    if value is not True and value is not False and value != "auto":
+        raise ValueError(f"{name} must be True, False or 'auto', got {value!r}")
+
+
 def _choice(choices: tuple[str, ...]) -> Check:
     def choice(name: str, value: Any) -> None:
         if value not in choices:
@@ -197,6 +202,13 @@ class EngineSettings:
         "on CUDA, replay the scan's forward passes and the answer's decoding steps as CUDA "
         "graphs (kept sentences do not depend on it; answer tokens up to floating-point ties)",
         _boolean,
+    )
+    compile_layers: bool | str = setting(
+        "auto",
+        "on CUDA with cuda_graphs, record the scan's graphs through torch.compile'd decoder layers "
+        "(fused elementwise work; a one-time compile), or 'auto': for models of 1B parameters or "
+        "more (see compiling)",
+        _on_off_auto,
     )
     answer_sentences: int | None = setting(
         8,

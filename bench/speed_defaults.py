@@ -300,6 +300,7 @@ def big(tokenizer, args, deadline: Deadline, out: dict) -> None:
         if deadline.expired(args.run_margin):
             out.setdefault("skipped", []).append(name)
             continue
+        torch._dynamo.reset()  # each setting compiles afresh, as in its own process
         engine = InfiniRetri(model, tokenizer, retrieval_layer=layer, **options)
         end_to_end(engine, first, gpu_speed.QUESTION, device, 4)  # most shapes recorded here
         first_s, _, _ = end_to_end(engine, doc, gpu_speed.QUESTION, device, args.new_tokens)

@@ -503,6 +503,15 @@ def table(result: dict) -> str:
                 else "-"
             )
         row(f"{big.get('model')}, one {_fmt(big.get('document_tokens'))}-token document", *cells)
+        x = big.get("new_eager_layers")
+        if x:
+            row(
+                "the same, new defaults but `compile_layers=False`",
+                "-",
+                f"{_fmt(x.get('model_tokens_per_doc_token'))} tokens through the model per doc "
+                f"token, MFU {_fmt(x.get('mfu'))}, {_fmt(x.get('scan_doc_tokens_per_s'))} doc "
+                f"tokens/s (chunk {x.get('chunk_tokens')})",
+            )
     cpu_runs = result.get("cpu", {})
     if "today" in cpu_runs:
         t, n = cpu_runs["today"], cpu_runs.get("new", {})

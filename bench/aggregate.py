@@ -19,7 +19,7 @@ document, all through the public API and the same chat template:
 ``--options`` (JSON file or inline JSON) sets the base engine every method starts from.
 Per answer: item recall, precision and F1; per gold item whether its sentence was in the final
 sentence cache (for ``full_context``: in the window), among the cached sentences the answer
-prompt showed (``engine.answer_prompt``, outside the timing), in a note's source range (the notes'
+prompt showed (``Answer.shown``), in a note's source range (the notes'
 stretches tile the document read, so this bounds what the notes drew on from above), or named
 by a note, so *kept* and *answered* can be told apart; cost in tokens (``Usage``) and seconds; for
 ``auto``, the mode it chose. A *needle control* (``bench.haystack``'s San Francisco needle in the
@@ -94,7 +94,7 @@ class Outcome:
     window: str = ""
     """``full_context``: the text of the window the model read."""
     shown: list[Any] = field(default_factory=list)
-    """The cached sentences the answer prompt held (``engine.answer_prompt(...).shown``)."""
+    """The cached sentences the answer prompt held (``Answer.shown``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -169,10 +169,8 @@ class MethodRunner:
         retrieval = engine.retrieve(text, question)
         answer = engine.answer_from(retrieval, max_new_tokens=max_new_tokens)
         seconds = time.perf_counter() - started
-        # The same prompt again, outside the timing: which cached sentences the reader saw.
-        prompt = engine.answer_prompt(retrieval, max_new_tokens)
-        shown = [retrieval.sentences[i] for i in prompt.shown]
-        return Outcome(answer.text, seconds, answer.usage.as_dict(), retrieval, shown=shown)
+        # Which cached sentences the reader saw (the itemised answer: those it read one by one).
+        return Outcome(answer.text, seconds, answer.usage.as_dict(), retrieval, shown=answer.shown)
 
 
 def error_record(record: dict[str, Any], err: Exception) -> dict[str, Any]:

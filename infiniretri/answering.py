@@ -15,6 +15,7 @@ from .debias import CONTENT_FREE_QUESTION
 from .evidence import QuoteCheck, choose_evidence, unsupported
 from .gathering import GATHER_END, GATHER_LEAD, gather_values
 from .generation import GenerationCounter, greedy_batch, stream_greedy
+from .itemizing import ITEM_NEW_TOKENS, ITEM_STOPS, item_sentences, list_items
 from .lexical import key_terms
 from .model_context import ModelContext
 from .prompt import (
@@ -214,6 +215,9 @@ class Answerer:
         self, retrieval: Retrieval, max_new_tokens: int, stops: tuple[str, ...]
     ) -> AnswerStream:
         """The answer to ``retrieval``'s question, streamed."""
+        items = self.item_prompts(retrieval, max_new_tokens)
+        if items:
+            return self._stream_items(retrieval, items, stops)
         return self._stream(retrieval, self.prompt(retrieval, max_new_tokens), stops)
 
     def _stream(
@@ -267,6 +271,11 @@ class Answerer:
 
     def answer(self, retrieval: Retrieval, max_new_tokens: int, stops: tuple[str, ...]) -> Answer:
         """The whole answer to ``retrieval``'s question."""
+        items = self.item_prompts(retrieval, max_new_tokens)
+        if items:
+            stream = self._stream_items(retrieval, items, stops)
+            text = "".join(stream)
+            return self._item_answer(retrieval, items, text, stream.usage.completion_tokens)
         prompt = self.prompt(retrieval, max_new_tokens)
         stream = self._stream(retrieval, prompt, stops)
         text = "".join(stream)
@@ -276,11 +285,30 @@ class Answerer:
         self, retrievals: Sequence[Retrieval], max_new_tokens: int, stops: tuple[str, ...]
     ) -> list[Answer]:
         """:meth:`answer` for many retrievals, generated ``batch_size`` at a time."""
-        prompts = [self.prompt(r, max_new_tokens) for r in retrievals]
-        answers: list[Answer] = []
+        answers: dict[int, Answer] = {}
+        read: list[int] = []
+        for i, retrieval in enumerate(retrievals):
+            items = self.item_prompts(retrieval, max_new_tokens)
+            if items:
+                done = self._generate(items, stops)
+                text = list_items([t for t, _ in done])
+                answers[i] = self._item_answer(retrieval, items, text, sum(c for _, c in done))
+            else:
+                read.append(i)
+        prompts = [self.prompt(retrievals[i], max_new_tokens) for i in read]
+        for i, prompt, (text, count) in zip(read, prompts, self._generate(prompts, stops)):
+            text = self._finished(retrievals[i], prompt, text)
+            answers[i] = self._answer(retrievals[i], prompt, text, count)
+        return [answers[i] for i in range(len(retrievals))]
+
+    def _generate(
+        self, prompts: Sequence[AnswerPrompt], stops: tuple[str, ...]
+    ) -> list[tuple[str, int]]:
+        """``(text, generated tokens)`` of each prompt, ``batch_size`` at a time."""
+        done: list[tuple[str, int]] = []
         for start in range(0, len(prompts), self.batch_size):
             group = prompts[start : start + self.batch_size]
-            done = greedy_batch(
+            done += greedy_batch(
                 self.context.model,
                 self.context.tokenizer,
                 [p.ids for p in group],
@@ -290,9 +318,65 @@ class Answerer:
                 self.context.pad_id,
                 [self._copy(p) for p in group],
             )
-            for retrieval, prompt, (text, count) in zip(
-                retrievals[start : start + self.batch_size], group, done
-            ):
-                text = self._finished(retrieval, prompt, text)
-                answers.append(self._answer(retrieval, prompt, text, count))
-        return answers
+        return done
+
+    # ----------------------------------------------------------- the itemised answer
+    def item_prompts(self, retrieval: Retrieval, max_new_tokens: int) -> list[AnswerPrompt]:
+        """The one-unit prompts of the summary track's itemised answer (:mod:`itemizing`):
+        empty unless ``retrieval`` is in summary mode with ``summary_answer="map"``."""
+        if retrieval.mode != "summary" or self.settings.summary_answer != "map":
+            return []
+        question = self.question_ids(retrieval.question)
+        chosen = item_sentences([s.score for s in retrieval.sentences])
+        units = [(tuple(retrieval.token_ids[k]), (k,)) for k in chosen]
+        units += [(tuple(self.context.encode(" " + n.text)), ()) for n in retrieval.notes]
+        prompts = []
+        for unit, shown in units:
+            ids = self.layout.build(list(unit), question).ids
+            room = self.context.context_window - len(ids)
+            if room < 1:
+                continue
+            spans = (unit,) if self.settings.answer_copy else ()
+            new = min(ITEM_NEW_TOKENS, max_new_tokens, room)
+            prompts.append(AnswerPrompt(ids, new, copy_spans=spans, shown=shown, summary=True))
+        return prompts
+
+    def _stream_items(
+        self, retrieval: Retrieval, prompts: list[AnswerPrompt], stops: tuple[str, ...]
+    ) -> AnswerStream:
+        stops = (*stops, *ITEM_STOPS)
+
+        def produce(stream: AnswerStream) -> Iterator[str]:
+            stream.retrieval = retrieval
+            written: list[str] = []
+            generated = read = 0
+            sent = ""
+            try:
+                for start in range(0, len(prompts), self.batch_size):
+                    group = prompts[start : start + self.batch_size]
+                    done = self._generate(group, stops)
+                    read += sum(len(p.ids) for p in group)
+                    generated += sum(count for _, count in done)
+                    written += [text for text, _ in done]
+                    listed = list_items(written)
+                    if len(listed) > len(sent):
+                        piece = listed[len(sent) :]
+                        sent = listed
+                        yield piece
+            finally:
+                stream.usage = Usage(
+                    retrieval.stats.tokens_processed,
+                    read,
+                    generated,
+                    0,
+                    retrieval.stats.summary_tokens,
+                )
+
+        return AnswerStream(produce)
+
+    def _item_answer(
+        self, retrieval: Retrieval, prompts: list[AnswerPrompt], text: str, generated: int
+    ) -> Answer:
+        shown = [retrieval.sentences[k] for p in prompts for k in p.shown]
+        read = sum(len(p.ids) for p in prompts)
+        return Answer(text, retrieval, read, generated, 0, [], shown)

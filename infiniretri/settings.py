@@ -270,6 +270,13 @@ class EngineSettings:
         "left-out sentences one note is written from, in tokens (the best-scored of its stretch)",
         positive_int,
     )
+    summary_answer: str = setting(
+        "map",
+        "how the summary track answers: 'map' reads each of the best cached sentences and each "
+        "note alone and lists the distinct answers (see itemizing), 'read' reads them all in one "
+        "prompt",
+        _choice(("map", "read")),
+    )
     batch_size: int | str = setting(
         "auto",
         "pairs that retrieve_batch and answer_batch run together, or 'auto': one per forward on "

@@ -33,6 +33,8 @@ OTHER_VALUES = {
     "max_sentence_tokens": 12,
     "prep_workers": 0,
     "cuda_graphs": False,
+    "compile_layers": True,
+    "summary_answer": "read",
     "batch_size": 3,
     "answer_sentences": None,
     "answer_rescore": False,
@@ -64,6 +66,8 @@ BAD_VALUES = {
     "max_sentence_tokens": True,
     "prep_workers": -2,
     "cuda_graphs": "yes",
+    "compile_layers": "sometimes",
+    "summary_answer": "reduce",
     "batch_size": "8",
     "answer_sentences": 0,
     "answer_rescore": 1,
@@ -176,7 +180,9 @@ def test_cli_flags_parse_to_the_settings():
     argv = ["ask", "doc.txt", "-q", "x"]
     for name, value in OTHER_VALUES.items():
         flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
+        if name == "compile_layers":  # True, False or "auto": a flag with a value
+            argv += [flag, "on" if value is True else str(value).lower()]
+        elif isinstance(value, bool):
             argv.append(flag if value else "--no-" + flag[2:])
         elif name == "retrieval_heads":
             argv += [flag, ",".join(f"{layer}:{head}" for layer, head in value)]

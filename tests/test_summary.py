@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from infiniretri import InfiniRetri, Note, ScanCancelled
+from infiniretri.itemizing import item_sentences
 from infiniretri.scope import best_split, competing
 from infiniretri.segments import Unit
 from infiniretri.summary import Drafts, note_text
@@ -92,7 +93,10 @@ def test_summary_mode_writes_notes_with_ranges_and_counts_them(engine):
             assert doc == 0 and note.char_start <= start < end <= note.char_end
             assert TEXT[start:end] not in {s.text for s in retrieval.sentences}
     answer = summary.answer_from(retrieval, max_new_tokens=4)
-    assert answer.shown == retrieval.sentences and answer.quoted == []
+    chosen = item_sentences([s.score for s in retrieval.sentences])  # read one by one
+    assert answer.shown == [retrieval.sentences[k] for k in chosen] and answer.quoted == []
+    read = summary.with_options(summary_answer="read").answer_from(retrieval, max_new_tokens=4)
+    assert read.shown == retrieval.sentences  # one prompt: the whole cache
     usage = answer.usage
     assert usage.summary_tokens == retrieval.stats.summary_tokens
     assert usage.prompt_tokens == (

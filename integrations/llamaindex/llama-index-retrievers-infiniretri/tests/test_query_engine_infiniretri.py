@@ -168,6 +168,18 @@ def test_query_engine_tool_returns_the_answer_with_source_nodes(observed_query, 
     ]
 
 
+def test_a_free_answer_streams_piece_by_piece(engine, needle):
+    free = engine.with_options(answer_quote=0)
+    options = dict(engine=free, max_new_tokens=MAX_NEW_TOKENS)
+    whole = InfiniRetriQueryEngine.from_documents([needle.text()], **options).query(needle.question)
+    streaming = InfiniRetriQueryEngine.from_documents(
+        [needle.text()], streaming=True, **options
+    ).query(needle.question)
+    pieces = list(streaming.response_gen)
+    assert len(pieces) > 1
+    assert "".join(pieces) == whole.response
+
+
 def test_streaming_yields_pieces_that_join_to_the_answer(engine, needle, observed_query):
     _, response, _, _, _ = observed_query
     query_engine = InfiniRetriQueryEngine.from_documents(
@@ -177,7 +189,7 @@ def test_streaming_yields_pieces_that_join_to_the_answer(engine, needle, observe
     assert isinstance(streaming, StreamingResponse)
     assert needle.sentence in [n.node.text for n in streaming.source_nodes]
     pieces = list(streaming.response_gen)
-    assert len(pieces) > 1
+    assert pieces  # a quoted answer arrives once its quote backs it (often whole)
     assert all(isinstance(p, str) and p for p in pieces)
     assert "".join(pieces) == response.response
 
@@ -215,5 +227,5 @@ def test_aquery_streaming_yields_pieces_as_written(engine, needle, observed_quer
         return [piece async for piece in streaming.async_response_gen()]
 
     pieces = asyncio.run(main())
-    assert len(pieces) > 1
+    assert pieces  # a quoted answer arrives once its quote backs it (often whole)
     assert "".join(pieces) == response.response

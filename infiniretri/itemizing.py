@@ -6,9 +6,9 @@ So the summary track's answer reads each of the best cached sentences, and each 
 against the question (one short generation each, batched), and lists the distinct answers: a
 map step, then a merge that keeps each answer once.
 
-The sentences read are those whose standardised score is at least :data:`ITEM_MIN_Z` (the
-better half of the cache, as the scan scored it), at most :data:`ITEM_UNITS` of them, best
-first; the answer lists them in document order, then the notes' answers.
+The sentences read are the whole cache (what the scan judged worth keeping), at most
+:data:`ITEM_UNITS` of them, best first; the answer lists their answers in document order, then
+the notes'.
 """
 
 from __future__ import annotations
@@ -16,12 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .fusion import zscores
-
-ITEM_UNITS = 24
-"""Cached sentences read one by one, at most."""
-ITEM_MIN_Z = 0.0
-"""Least standardised scan score of a sentence read one by one."""
+ITEM_UNITS = 48
+"""Cached sentences read one by one, at most (the best by the scan's scores)."""
 ITEM_NEW_TOKENS = 24
 """Tokens the model may write per unit (one line)."""
 ITEM_BULLET = "- "
@@ -33,11 +29,8 @@ _EDGES = re.compile(r"^[\s\-*•\"'“”]+|[\s\"'“”.,;:]+$")
 
 
 def item_sentences(scores: Sequence[float]) -> list[int]:
-    """Indices (document order) of the sentences read one by one."""
-    if len(scores) < 2:
-        return list(range(len(scores)))
-    z = zscores(list(scores))
-    best = sorted((k for k in range(len(scores)) if z[k] >= ITEM_MIN_Z), key=lambda k: -scores[k])
+    """Indices (document order) of the sentences read one by one: the best ``ITEM_UNITS``."""
+    best = sorted(range(len(scores)), key=lambda k: (-scores[k], k))
     return sorted(best[:ITEM_UNITS])
 
 

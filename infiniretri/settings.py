@@ -272,7 +272,7 @@ class EngineSettings:
     )
     summary_answer: str = setting(
         "map",
-        "how the summary track answers: 'map' reads each of the best cached sentences and each "
+        "how the summary track answers: 'map' reads each cached sentence (the best 48) and each "
         "note alone and lists the distinct answers (see itemizing), 'read' reads them all in one "
         "prompt",
         _choice(("map", "read")),

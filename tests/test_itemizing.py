@@ -31,12 +31,13 @@ def tiny(tiny_llama):
     )  # fmt: skip
 
 
-def test_the_better_half_of_the_cache_is_read_best_first_capped():
+def test_the_whole_cache_is_read_up_to_a_cap_best_first():
     assert item_sentences([]) == [] and item_sentences([3.0]) == [0]
-    assert item_sentences([1.0, 5.0, 0.0, 4.0]) == [1, 3]  # above the mean, document order
-    scores = [float(i) for i in range(100)]
+    assert item_sentences([1.0, 5.0, 0.0, 4.0]) == [0, 1, 2, 3]  # document order
+    scores = [float((7 * i) % 100) for i in range(100)]
     chosen = item_sentences(scores)
-    assert len(chosen) == ITEM_UNITS and chosen == list(range(100 - ITEM_UNITS, 100))
+    assert len(chosen) == ITEM_UNITS and chosen == sorted(chosen)
+    assert min(scores[k] for k in chosen) > max(s for k, s in enumerate(scores) if k not in chosen)
 
 
 def test_answers_are_listed_once_each_in_order():

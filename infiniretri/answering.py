@@ -273,9 +273,7 @@ class Answerer:
         """The whole answer to ``retrieval``'s question."""
         items = self.item_prompts(retrieval, max_new_tokens)
         if items:
-            stream = self._stream_items(retrieval, items, stops)
-            text = "".join(stream)
-            return self._item_answer(retrieval, items, text, stream.usage.completion_tokens)
+            return self._item_answer(retrieval, items, stops)
         prompt = self.prompt(retrieval, max_new_tokens)
         stream = self._stream(retrieval, prompt, stops)
         text = "".join(stream)
@@ -290,9 +288,7 @@ class Answerer:
         for i, retrieval in enumerate(retrievals):
             items = self.item_prompts(retrieval, max_new_tokens)
             if items:
-                done = self._generate(items, stops)
-                text = list_items([t for t, _ in done])
-                answers[i] = self._item_answer(retrieval, items, text, sum(c for _, c in done))
+                answers[i] = self._item_answer(retrieval, items, stops)
             else:
                 read.append(i)
         prompts = [self.prompt(retrievals[i], max_new_tokens) for i in read]
@@ -375,8 +371,13 @@ class Answerer:
         return AnswerStream(produce)
 
     def _item_answer(
-        self, retrieval: Retrieval, prompts: list[AnswerPrompt], text: str, generated: int
+        self, retrieval: Retrieval, prompts: list[AnswerPrompt], stops: tuple[str, ...]
     ) -> Answer:
+        """The whole itemised answer: its stream, joined (one path for single and batch)."""
+        stream = self._stream_items(retrieval, prompts, stops)
+        text = "".join(stream)
         shown = [retrieval.sentences[k] for p in prompts for k in p.shown]
-        read = sum(len(p.ids) for p in prompts)
-        return Answer(text, retrieval, read, generated, 0, [], shown)
+        usage = stream.usage
+        return Answer(
+            text, retrieval, usage.answer_prompt_tokens, usage.completion_tokens, 0, [], shown
+        )

@@ -9,7 +9,7 @@ replays then run the fused kernels, and every other call of the model (the answe
 the user's own) runs it as before. The capture attention is kept out of the compiled code
 (``torch.compiler.disable`` in :mod:`~infiniretri.attention`), so one compiled program serves
 every layer. ``compile_layers="auto"`` compiles on CUDA with CUDA graphs for models of at least
-:data:`MIN_PARAMETERS` (the one-time compile, about 15 s, then pays on every long document);
+:data:`MIN_PARAMETERS` (the compile is paid once per process, in the warm-up or the first call);
 smaller models stay eager.
 """
 

@@ -2,7 +2,7 @@
 
 Asked to list every X of a long document, a small reader shown 30 cached sentences at once
 names one or two of them. Shown one sentence, it answers as well as it does a needle question.
-So the summary track's answer reads each of the best cached sentences, and each note, alone
+So the summary track's answer reads each cached sentence, and each note, alone
 against the question (one short generation each, batched), and lists the distinct answers: a
 map step, then a merge that keeps each answer once.
 

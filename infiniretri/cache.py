@@ -9,12 +9,10 @@ from .segments import Unit
 
 @dataclass(frozen=True)
 class SentenceCache:
-    """Cached units in document order, each with the score that kept it and the scan step that
-    read it (0 for the first chunk)."""
+    """Cached units in document order, each with the score that kept it."""
 
     units: tuple[Unit, ...] = ()
     scores: tuple[float, ...] = field(default=())
-    steps: tuple[int, ...] = field(default=())
 
     @property
     def tokens(self) -> int:
@@ -22,16 +20,9 @@ class SentenceCache:
 
     @classmethod
     def select(
-        cls,
-        candidates: list[Unit],
-        chosen: list[int],
-        scores: list[float],
-        max_tokens: int,
-        steps: list[int] | None = None,
+        cls, candidates: list[Unit], chosen: list[int], scores: list[float], max_tokens: int
     ) -> SentenceCache:
         """The new cache: the chosen candidates, trimmed to ``max_tokens`` by score.
-
-        ``steps`` holds the scan step that read each candidate (all 0 when ``None``).
 
         When the chosen units hold more than ``max_tokens`` tokens, the best-scoring ones are kept
         (a unit that does not fit is skipped and smaller ones may still fit); order stays the
@@ -47,9 +38,6 @@ class SentenceCache:
                     keep.append(j)
                     used += size
             keep.sort()
-        read = steps if steps is not None else [0] * len(candidates)
         return cls(
-            tuple(candidates[chosen[j]] for j in keep),
-            tuple(float(scores[j]) for j in keep),
-            tuple(read[chosen[j]] for j in keep),
+            tuple(candidates[chosen[j]] for j in keep), tuple(float(scores[j]) for j in keep)
         )

@@ -41,7 +41,7 @@ from .ranking import ranking_scorer
 from .readout import Readout
 from .results import Answer, Retrieval, Sentence
 from .scan import MIN_CACHE_TOKENS, ScanItem, Scanner
-from .scope import COMPETING_SENTENCES, ScopeProbe, competing, spread_out
+from .scope import COMPETING_SENTENCES, ScopeProbe, competing
 from .scoring import Scorer, TokenScores, WindowScorer
 from .segments import Unit
 from .sentences import BLOCK_CHARS
@@ -473,8 +473,6 @@ class InfiniRetri:
             return True, "setting", 0
         if competing(item.cache.scores) > COMPETING_SENTENCES:
             return True, "competing", 0
-        if spread_out(item.cache.scores, item.cache.steps):
-            return True, "spread", 0
         whole, probe = self.scope.judge(item.question)
         return whole, "question" if whole else "needle", probe
 

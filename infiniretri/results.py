@@ -81,9 +81,8 @@ class Retrieval:
     cache); with ``answer_mode="auto"``, the engine's choice for this question."""
     mode_reason: str = ""
     """Why ``mode`` is what it is: ``"setting"`` (``answer_mode`` chose it), or under
-    ``"auto"``: ``"competing"`` (many cached sentences compete for the top), ``"spread"`` (many
-    cached sentences, read in several steps, stand out of the view), ``"question"`` (the model
-    judged that the question needs the whole document) or ``"needle"`` (none of these)."""
+    ``"auto"``: ``"competing"`` (many cached sentences compete for the top), ``"question"`` (the
+    model judged that the question needs the whole document) or ``"needle"`` (neither)."""
 
     @property
     def context(self) -> str:

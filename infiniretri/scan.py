@@ -244,10 +244,7 @@ def step(items: list[ScanItem], settings: StepSettings) -> None:
     for item, units, chunk, prompt, selection in zip(
         items, candidates, chunks, prompts, selections
     ):
-        steps = [*item.cache.steps, *[item.passes] * len(chunk)]  # the step that read each
-        item.cache = SentenceCache.select(
-            units, selection.units, selection.scores, item.budget, steps
-        )
+        item.cache = SentenceCache.select(units, selection.units, selection.scores, item.budget)
         if item.drafts is not None:
             item.drafts.read(chunk, left_out(units, item.cache, selection.unit_scores))
         item.tokens_read += sum(len(u.ids) for u in chunk)

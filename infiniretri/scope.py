@@ -7,18 +7,9 @@ Two signals, either one enough for the summary track:
   (:data:`SCOPE_PROMPT`). The threshold is calibrated once per engine, in code: the split that
   best separates made-up one-fact questions from made-up whole-document questions
   (:data:`ONE_FACT`, :data:`WHOLE_DOCUMENT`; no benchmark question is among them).
-* **What the scan saw.** Either of two counts over the final cache (the scan's scores are
-  z-like: spreads above the mean of the sentences in view):
-
-  - *competing*: more than :data:`COMPETING_SENTENCES` sentences within
-    :data:`COMPETING_MARGIN` of the best score;
-  - *spread*: more than :data:`COMPETING_SENTENCES` sentences that stand out of the view (at
-    least :data:`SPREAD_Z`), read in at least :data:`SPREAD_STEPS` different scan steps.
-
-  Both mean that the answer is spread over many sentences: a needle stands out alone. The
-  second holds when one sentence far outscores the rest (the best is then no yardstick), and
-  asks for several steps because the sentences of one passage read in one view (a two-hop
-  question over a short document) are evidence the cache already holds together.
+* **What the scan saw.** How many cached sentences compete for the top of the final ranking:
+  more than :data:`COMPETING_SENTENCES` within :data:`COMPETING_MARGIN` of the best score means
+  the answer is spread over many sentences (a needle stands out alone).
 
 A needle question is answered from the cache and pays for neither notes nor note prompts; the
 probe is one forward over a short prompt.
@@ -46,12 +37,6 @@ COMPETING_MARGIN = 1.0
 
 COMPETING_SENTENCES = 3
 """More competing cached sentences than this: the answer is spread over the document."""
-
-SPREAD_Z = 1.5
-"""A cached sentence stands out of the final view when its score is at least this."""
-
-SPREAD_STEPS = 2
-"""Standing-out sentences read in at least this many scan steps: spread over the document."""
 
 ONE_FACT = (
     "Who founded the museum?",
@@ -154,22 +139,6 @@ def competing(scores: Sequence[float], margin: float = COMPETING_MARGIN) -> int:
         return 0
     best = max(scores)
     return sum(s >= best - margin for s in scores)
-
-
-def spread(scores: Sequence[float], steps: Sequence[int], z: float = SPREAD_Z) -> tuple[int, int]:
-    """``(sentences, steps)``: how many ``scores`` are at least ``z``, and in how many distinct
-    scan ``steps`` (parallel to ``scores``) those sentences were read."""
-    if len(steps) != len(scores):
-        raise ValueError(f"steps must match scores: {len(steps)} != {len(scores)}")
-    standing = [step for score, step in zip(scores, steps) if score >= z]
-    return len(standing), len(set(standing))
-
-
-def spread_out(scores: Sequence[float], steps: Sequence[int]) -> bool:
-    """Whether the cache's standing-out sentences are many and from several steps (see the
-    module docstring)."""
-    sentences, distinct = spread(scores, steps)
-    return sentences > COMPETING_SENTENCES and distinct >= SPREAD_STEPS
 
 
 def _first_tokens(tokenizer, words: Sequence[str]) -> list[int]:

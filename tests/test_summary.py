@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import random
 import threading
 
 import pytest
 
 from infiniretri import InfiniRetri, Note, ScanCancelled
-from infiniretri.cache import SentenceCache
-from infiniretri.chunking import pack_chunks
 from infiniretri.itemizing import item_sentences
-from infiniretri.scope import best_split, competing, spread, spread_out
+from infiniretri.scope import best_split, competing
 from infiniretri.segments import Unit
 from infiniretri.summary import Drafts, note_text
 
@@ -63,26 +60,6 @@ def test_best_split_and_competing():
     assert competing([5.0, 4.5, 1.0, 4.1]) == 3
     assert competing([9.0, 2.0, 1.0]) == 1
     assert competing([]) == 0
-
-
-def test_spread_counts_standing_out_sentences_and_the_steps_that_read_them():
-    assert spread([12.0, 3.1, 2.0, 1.6, 0.2], [0, 2, 2, 5, 1]) == (4, 3)
-    assert spread([18.0, 1.4, 1.0], [3, 0, 1]) == (1, 1)
-    assert spread([], []) == (0, 0)
-    # Many standing out, from several steps: spread; all from one view, or few: not.
-    assert spread_out([12.0, 3.1, 2.0, 1.6, 1.5], [0, 2, 2, 5, 1])
-    assert not spread_out([12.0, 3.1, 2.0, 1.6, 1.5], [1, 1, 1, 1, 1])
-    assert not spread_out([12.0, 3.1, 2.0, 0.4, 0.1], [0, 1, 2, 3, 4])
-    with pytest.raises(ValueError, match="steps"):
-        spread([1.0, 2.0], [0])
-
-
-def test_the_cache_keeps_the_step_that_read_each_sentence():
-    units = [unit(0, 10 * k, 4) for k in range(4)]
-    cache = SentenceCache.select(units, [0, 2, 3], [1.0, 5.0, 3.0], 8, [0, 0, 1, 1])
-    assert [u.char_start for u in cache.units] == [20, 30]  # the best two fit
-    assert cache.steps == (1, 1) and cache.scores == (5.0, 3.0)
-    assert SentenceCache.select(units, [1], [2.0], 8).steps == (0,)
 
 
 @pytest.fixture(scope="module")
@@ -184,43 +161,4 @@ def test_auto_mode_reads_the_question_with_the_real_model(engine):
     probe = engine.scope.judge("How many coils does crate 7 hold?")[1]
     assert needle.stats.summary_tokens == probe > 0
     wide = auto.retrieve(TEXT[:3000], "Summarize the document.")
-    assert wide.mode == "summary" and wide.mode_reason in ("question", "competing", "spread")
-
-
-def test_the_cache_records_the_scan_step_of_each_sentence(tiny):
-    r = tiny.retrieve(TEXT, QUESTION)
-    item = tiny.scanner.item(TEXT, QUESTION, tiny.context.encode(QUESTION))
-    chunks = list(pack_chunks(tiny.scanner.prep.units(item.documents), tiny.chunk_tokens))
-    step_of = {(u.char_start, u.char_end): k for k, chunk in enumerate(chunks) for u in chunk}
-    assert r.stats.forward_passes == len(chunks) > 2
-    scan = tiny.scanner
-    items = [scan.item(TEXT, QUESTION, tiny.context.encode(QUESTION))]
-    scan.run(items, tiny.readout)
-    cache = items[0].cache
-    assert cache.steps == tuple(step_of[(u.char_start, u.char_end)] for u in cache.units)
-    assert len(set(cache.steps)) > 1
-
-
-def test_auto_mode_sees_scattered_items_spread_over_the_scan_with_the_real_model(engine):
-    """Six minerals scattered through filler, read in several steps: many cached sentences
-    stand out, from several steps, and auto mode takes the summary track; a needle in the same
-    filler stands out alone."""
-    rng = random.Random(3)
-    filler = [
-        "The committee met again in the spring to review the budget for the coming year.",
-        "Rain fell through most of the week, and the roads to the valley were closed twice.",
-        "Several of the older buildings were repainted before the festival opened.",
-        "The library extended its opening hours during the examination period.",
-    ]
-    parts = [rng.choice(filler) for _ in range(120)]
-    for k, name in enumerate(["Zaslorite", "Gelilite", "Tarhavite", "Mormevite", "Drevanite"]):
-        found = f"Geologists of the Ostrander survey found {name} in a creek bed."
-        parts.insert(10 + k * 24, found)
-    hay = [rng.choice(filler) for _ in range(125)]
-    hay.insert(70, "The vault password of the Ostrander survey is 7319.")
-    auto = engine.with_options(answer_mode="auto", chunk_tokens=512)
-    wide = auto.retrieve(" ".join(parts), "List every mineral that the Ostrander survey found.")
-    assert wide.stats.forward_passes > 2
-    assert (wide.mode, wide.mode_reason) == ("summary", "spread")
-    needle = auto.retrieve(" ".join(hay), "What is the vault password of the Ostrander survey?")
-    assert needle.mode == "retrieval" and needle.mode_reason == "needle"
+    assert wide.mode == "summary" and wide.mode_reason in ("question", "competing")

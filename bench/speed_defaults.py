@@ -1,4 +1,4 @@
-"""Today's settings against the new defaults, side by side in one process (issue 16).
+"""Today's settings against the new defaults, side by side in one run (issue 16).
 
     python -m bench.speed_defaults --device cuda --sections single batch big \\
         --deadline 520 --out bench/results/speed_defaults.json
@@ -16,7 +16,8 @@ engine's defaults (``chunk_tokens="auto"``, ``batch_size="auto"``, warm-up on CU
 * ``batch``: 16 documents of 128k tokens: ``retrieve_batch`` at ``batch_size`` 16 and
   ``"auto"`` against one ``retrieve`` per document, document tokens/s, at both chunks.
 * ``big``: a 7B-shaped random-weight model (Qwen2-7B shape, bf16, 32k window): tokens through
-  the model per document token (from ``Answer.usage``) and MFU, at chunk 1024 and ``"auto"``.
+  the model per document token (from ``Answer.usage``) and MFU, at chunk 1024 and ``"auto"``
+  (with and without compiled layers), each setting in a process of its own.
 * ``cpu``: the demo document and question on the CPU, both settings alternating, document
   tokens/s, and whether answer and kept sentences are the same.
 
@@ -276,10 +277,41 @@ def forward_flops(model, layer: int, passes: int, processed: int) -> float:
     return layer * (2 * weights * processed + passes * 2 * mean * mean * attn)
 
 
+BIG_RUNS = (("today", TODAY), ("new", {}), ("new_eager_layers", {"compile_layers": False}))
+"""The settings of the ``big`` section, each measured in a process of its own."""
+
+
 def big(tokenizer, args, deadline: Deadline, out: dict) -> None:
+    """Each of :data:`BIG_RUNS` in a child process (:func:`big_run`): a fresh process per
+    setting, so that no setting inherits another's compiled code, graphs or allocator state."""
+    del tokenizer  # each child loads its own
+    for name, options in BIG_RUNS:
+        if deadline.expired(args.run_margin):
+            out.setdefault("skipped", []).append(name)
+            continue
+        child = child_run("--big-run", {"name": name, "options": options}, args)
+        if child is None:
+            out.setdefault("failed", []).append(name)
+            continue
+        out.update(child["model"])
+        out[name] = child["record"]
+        log(f"big {name}: {child['record']}")
+    out["mfu_formula"] = (
+        "scan FLOPs / scan seconds / peak: 2 FLOPs per weight per token in the layers below the "
+        "retrieval layer, plus 2*T^2*heads*head_dim per layer for causal attention at the mean "
+        f"window T; peak {args.peak_tflops} TFLOP/s (bf16 dense)"
+    )
+
+
+def big_run(options: dict, args) -> dict:
+    """One setting of the ``big`` section on the 7B-shaped random model (a child's work)."""
+    import os
+
     from infiniretri import InfiniRetri
+    from infiniretri.testing import embedded_tokenizer
 
     device = args.device
+    tokenizer = embedded_tokenizer()
     shape = dict(BIG)
     if args.scale < 0.05:  # a smoke test: the same code on a small model
         shape.update(hidden_size=256, num_hidden_layers=6, intermediate_size=512)
@@ -287,47 +319,38 @@ def big(tokenizer, args, deadline: Deadline, out: dict) -> None:
     layer = min(BIG_LAYER, shape["num_hidden_layers"] - 1)
     start = time.perf_counter()
     model = gpu_speed.random_model(shape, device)
-    out["model"] = "random weights, Qwen2-7B shape" if shape == BIG else f"smoke test {shape}"
-    out["parameters"] = sum(p.numel() for p in model.parameters())
-    out["retrieval_layer"] = layer
-    out["document_tokens"] = n = max(1024, int(128_000 * args.scale))
-    out["load_seconds"] = round(time.perf_counter() - start, 1)
+    n = max(1024, int(128_000 * args.scale))
+    meta = {
+        "model": "random weights, Qwen2-7B shape" if shape == BIG else f"smoke test {shape}",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "retrieval_layer": layer,
+        "document_tokens": n,
+        "load_seconds": round(time.perf_counter() - start, 1),
+        "process": "one per setting",
+    }
     peak = args.peak_tflops * 1e12 if device.startswith("cuda") else None
     prose = gpu_speed.Haystacks(tokenizer)
     doc, first = prose.build(n, 0.5), prose.build(max(1024, n // 4), 0.5, rotate=5)
-    runs = (("today", TODAY), ("new", {}), ("new_eager_layers", {"compile_layers": False}))
-    for name, options in runs:
-        if deadline.expired(args.run_margin):
-            out.setdefault("skipped", []).append(name)
-            continue
-        torch._dynamo.reset()  # each setting compiles afresh, as in its own process
-        engine = InfiniRetri(model, tokenizer, retrieval_layer=layer, **options)
-        end_to_end(engine, first, gpu_speed.QUESTION, device, 4)  # most shapes recorded here
-        first_s, _, _ = end_to_end(engine, doc, gpu_speed.QUESTION, device, args.new_tokens)
-        warm = [end_to_end(engine, doc, gpu_speed.QUESTION, device, args.new_tokens)]
-        warm += [end_to_end(engine, doc, gpu_speed.QUESTION, device, 1) for _ in range(2)]
-        seconds, r, a = warm[0]  # end to end: the run with an answer
-        r = sorted((w[1] for w in warm), key=lambda x: x.stats.seconds)[1]  # the median scan
-        st = r.stats
-        flops = forward_flops(model, layer, st.forward_passes, st.tokens_processed)
-        record = {**settings_of(engine), **run_record(seconds, r, a, None, device)}
-        record["first_run_seconds"] = round(first_s, 3)  # the measured runs follow it
-        record["scan_seconds_warm"] = [round(w[1].stats.seconds, 3) for w in warm]
-        record["compile_error"] = engine.compile_error
-        record["scan_tokens_per_doc_token"] = round(st.tokens_processed / st.tokens_read, 3)
-        record["scan_doc_tokens_per_s"] = round(st.tokens_read / st.seconds)
-        record["scan_tflops_per_s"] = round(flops / st.seconds / 1e12, 1)
-        if peak:
-            record["mfu"] = round(flops / st.seconds / peak, 3)
-        out[name] = record
-        log(f"big {name}: {record}")
-    out["mfu_formula"] = (
-        "scan FLOPs / scan seconds / peak: 2 FLOPs per weight per token in the layers below the "
-        "retrieval layer, plus 2*T^2*heads*head_dim per layer for causal attention at the mean "
-        f"window T; peak {args.peak_tflops} TFLOP/s (bf16 dense)"
-    )
-    del model
-    gc.collect()
+    engine = InfiniRetri(model, tokenizer, retrieval_layer=layer, **options)
+    end_to_end(engine, first, gpu_speed.QUESTION, device, 4)  # most shapes recorded here
+    first_s, _, _ = end_to_end(engine, doc, gpu_speed.QUESTION, device, args.new_tokens)
+    warm = [end_to_end(engine, doc, gpu_speed.QUESTION, device, args.new_tokens)]
+    warm += [end_to_end(engine, doc, gpu_speed.QUESTION, device, 1) for _ in range(2)]
+    seconds, r, a = warm[0]  # end to end: the run with an answer
+    r = sorted((w[1] for w in warm), key=lambda x: x.stats.seconds)[1]  # the median scan
+    st = r.stats
+    flops = forward_flops(model, layer, st.forward_passes, st.tokens_processed)
+    record = {**settings_of(engine), **run_record(seconds, r, a, None, device)}
+    record["first_run_seconds"] = round(first_s, 3)  # the measured runs follow it
+    record["scan_seconds_warm"] = [round(w[1].stats.seconds, 3) for w in warm]
+    record["compile_error"] = engine.compile_error
+    record["process_id"] = os.getpid()
+    record["scan_tokens_per_doc_token"] = round(st.tokens_processed / st.tokens_read, 3)
+    record["scan_doc_tokens_per_s"] = round(st.tokens_read / st.seconds)
+    record["scan_tflops_per_s"] = round(flops / st.seconds / 1e12, 1)
+    if peak:
+        record["mfu"] = round(flops / st.seconds / peak, 3)
+    return {"model": meta, "record": record}
 
 
 def cpu_configs(args) -> dict[str, tuple[dict, dict]]:
@@ -352,7 +375,7 @@ def cpu(args, deadline: Deadline, out: dict) -> None:
         for name, (options, env) in configs.items():
             if deadline.expired(args.run_margin):
                 break
-            record = cpu_child(options, env, args)
+            record = child_run("--cpu-run", options, args, env)
             if record:
                 runs[name].append(record)
                 log(f"cpu {name}: {record['seconds']}s, {record['doc_tokens_per_s']} doc tokens/s")
@@ -384,22 +407,24 @@ def cpu(args, deadline: Deadline, out: dict) -> None:
         )
 
 
-def cpu_child(options: dict, env: dict, args) -> dict | None:
-    """One CPU run of the demo document in a child process: this environment without the
-    OpenMP waiting variables (``import infiniretri`` may have set them here), plus ``env``."""
+def child_run(flag: str, payload: dict, args, env: dict | None = None) -> dict | None:
+    """``flag payload`` (a child's run: ``--cpu-run`` or ``--big-run``) in a child process, its
+    result, or ``None`` if it wrote none. The child's environment is this one without the OpenMP
+    waiting variables (``import infiniretri`` may have set them here), plus ``env``."""
     import os
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "run.json"
-        command = [sys.executable, "-m", "bench.speed_defaults", "--cpu-run", json.dumps(options)]
-        command += ["--scale", str(args.scale), "--new-tokens", str(args.new_tokens)]
+        command = [sys.executable, "-m", "bench.speed_defaults", flag, json.dumps(payload)]
+        command += ["--device", args.device, "--scale", str(args.scale)]
+        command += ["--new-tokens", str(args.new_tokens), "--peak-tflops", str(args.peak_tflops)]
         command += ["--out", str(target)]
         base = {
             k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
         }
-        subprocess.run(command, env={**base, **env}, cwd=ROOT, check=False)
+        subprocess.run(command, env={**base, **(env or {})}, cwd=ROOT, check=False)
         if not target.is_file():
             return None
         return json.loads(target.read_text(encoding="utf-8"))
@@ -542,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cpu-env", nargs="*", default=[], help="also time NAME=VALUE in a child process (cpu)"
     )
     parser.add_argument("--cpu-run", default=None, help=argparse.SUPPRESS)  # a child's run
+    parser.add_argument("--big-run", default=None, help=argparse.SUPPRESS)  # a child's run
     parser.add_argument("--warm-runs", type=int, default=WARM_RUNS)
     parser.add_argument("--new-tokens", type=int, default=128, help="answer length limit")
     parser.add_argument("--peak-tflops", type=float, default=H200_BF16_FLOPS / 1e12)
@@ -554,6 +580,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cpu_run is not None:
         record = cpu_run(json.loads(args.cpu_run), args)
+        Path(args.out).write_text(json.dumps(record), encoding="utf-8")
+        return 0
+    if args.big_run is not None:
+        record = big_run(json.loads(args.big_run)["options"], args)
         Path(args.out).write_text(json.dumps(record), encoding="utf-8")
         return 0
     deadline = Deadline(args.deadline)

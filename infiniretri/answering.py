@@ -259,12 +259,8 @@ class Answerer:
                 if rest:
                     yield rest
             finally:
-                stream.usage = Usage(
-                    retrieval.stats.tokens_processed,
-                    len(prompt.ids),
-                    counter.generated_tokens,
-                    prompt.rescore_tokens,
-                    retrieval.stats.summary_tokens,
+                stream.usage = Usage.of(
+                    retrieval, len(prompt.ids), counter.generated_tokens, prompt.rescore_tokens
                 )
 
         return AnswerStream(produce)
@@ -360,13 +356,7 @@ class Answerer:
                         sent = listed
                         yield piece
             finally:
-                stream.usage = Usage(
-                    retrieval.stats.tokens_processed,
-                    read,
-                    generated,
-                    0,
-                    retrieval.stats.summary_tokens,
-                )
+                stream.usage = Usage.of(retrieval, read, generated)
 
         return AnswerStream(produce)
 

@@ -116,6 +116,20 @@ class Usage:
     summary_tokens: int = 0
     """Tokens of the summary track's notes: prompts read and notes written."""
 
+    @classmethod
+    def of(
+        cls, retrieval: Retrieval, prompt_tokens: int, generated: int, rescore_tokens: int = 0
+    ) -> Usage:
+        """What answering ``retrieval`` cost: its scan's and notes' tokens, plus the answer's
+        prompt, generated and re-scoring tokens."""
+        return cls(
+            retrieval.stats.tokens_processed,
+            prompt_tokens,
+            generated,
+            rescore_tokens,
+            retrieval.stats.summary_tokens,
+        )
+
     @property
     def prompt_tokens(self) -> int:
         """Every token the model read or wrote before the answer: the scan's, the notes', the
@@ -166,10 +180,6 @@ class Answer:
     @property
     def usage(self) -> Usage:
         """Tokens this answer cost, the scan's (and any re-scoring's) included."""
-        return Usage(
-            self.retrieval.stats.tokens_processed,
-            self.prompt_tokens,
-            self.generated_tokens,
-            self.rescore_tokens,
-            self.retrieval.stats.summary_tokens,
+        return Usage.of(
+            self.retrieval, self.prompt_tokens, self.generated_tokens, self.rescore_tokens
         )

@@ -281,15 +281,14 @@ BIG_RUNS = (("today", TODAY), ("new", {}), ("new_eager_layers", {"compile_layers
 """The settings of the ``big`` section, each measured in a process of its own."""
 
 
-def big(tokenizer, args, deadline: Deadline, out: dict) -> None:
+def big(args, deadline: Deadline, out: dict) -> None:
     """Each of :data:`BIG_RUNS` in a child process (:func:`big_run`): a fresh process per
     setting, so that no setting inherits another's compiled code, graphs or allocator state."""
-    del tokenizer  # each child loads its own
     for name, options in BIG_RUNS:
         if deadline.expired(args.run_margin):
             out.setdefault("skipped", []).append(name)
             continue
-        child = child_run("--big-run", {"name": name, "options": options}, args)
+        child = child_run("--big-run", options, args)
         if child is None:
             out.setdefault("failed", []).append(name)
             continue
@@ -578,14 +577,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         print(table(json.loads(Path(args.table).read_text(encoding="utf-8"))))
         return 0
-    if args.cpu_run is not None:
-        record = cpu_run(json.loads(args.cpu_run), args)
-        Path(args.out).write_text(json.dumps(record), encoding="utf-8")
-        return 0
-    if args.big_run is not None:
-        record = big_run(json.loads(args.big_run)["options"], args)
-        Path(args.out).write_text(json.dumps(record), encoding="utf-8")
-        return 0
+    for payload, child in ((args.cpu_run, cpu_run), (args.big_run, big_run)):
+        if payload is not None:  # a child's run (child_run): its options in, its record out
+            record = child(json.loads(payload), args)
+            Path(args.out).write_text(json.dumps(record), encoding="utf-8")
+            return 0
     deadline = Deadline(args.deadline)
     started = time.perf_counter()
 
@@ -638,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     section("batch", lambda data: batch(engines, tokenizer, args, deadline, data))
     engines.clear()
     gc.collect()
-    section("big", lambda data: big(tokenizer, args, deadline, data))
+    section("big", lambda data: big(args, deadline, data))
     section("cpu", lambda data: cpu(args, deadline, data))
     save()
     log(f"wrote {out} in {result['total_seconds']}s")

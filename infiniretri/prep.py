@@ -47,9 +47,16 @@ def _start_method() -> str:
     return "fork" if sys.platform.startswith("linux") else "spawn"
 
 
+def can_start_workers() -> bool:
+    """Whether this process may start worker processes: a daemonic one (a worker of a
+    ``multiprocessing.Pool``) may not."""
+    return not multiprocessing.current_process().daemon
+
+
 def default_workers(device_type: str) -> int:
-    """Workers used by default: none on a CPU (the model needs the cores), else up to 8."""
-    if device_type == "cpu":
+    """Workers used by default: none on a CPU (the model needs the cores) or in a process that
+    cannot start any (:func:`can_start_workers`), else up to 8."""
+    if device_type == "cpu" or not can_start_workers():
         return 0
     return max(0, min(8, (os.cpu_count() or 1) - 2))
 
@@ -61,6 +68,11 @@ class PrepPool:
     """
 
     def __init__(self, segmenter: Segmenter, workers: int) -> None:
+        if workers > 0 and not can_start_workers():
+            raise ValueError(
+                f"prep_workers={workers} needs worker processes, which a daemonic process (a "
+                "multiprocessing.Pool worker) cannot start; use prep_workers=0 or None"
+            )
         self.segmenter = segmenter
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None

@@ -139,3 +139,25 @@ def test_prep_workers_give_the_units_of_the_inline_path(tiny_llama, tmp_path):
     a = inline.retrieve(text, question)
     b = pooled.retrieve(path, question)
     assert a.sentences == b.sentences
+
+
+def _in_pool_worker() -> tuple[int, str]:
+    """Run in a ``multiprocessing.Pool`` worker (a daemonic process, which has no children)."""
+    from infiniretri.prep import PrepPool, default_workers
+
+    try:
+        PrepPool(None, 2)
+    except ValueError as error:
+        return default_workers("cuda"), str(error)
+    return default_workers("cuda"), ""
+
+
+def test_prep_workers_in_a_daemonic_process():
+    """A Pool worker gets no prep workers by default, and a clear error if it asks for some
+    (starting them there fails deep inside multiprocessing)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        workers, error = pool.apply(_in_pool_worker)
+    assert workers == 0
+    assert "prep_workers=2" in error and "daemonic" in error

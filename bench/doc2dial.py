@@ -287,11 +287,6 @@ def report(args: argparse.Namespace) -> Path:
         )
     items = [done[r["qid"]] for r in records if r["qid"] in done]
     payload = {
-        "meta": {
-            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": " ".join(["python", *getattr(sys, "orig_argv", sys.argv)[1:]]),
-            "machine": machine_info(),
-        },
         "split": args.split,
         "items_total": len(records),
         "items_done": len(items),
@@ -320,7 +315,8 @@ def report(args: argparse.Namespace) -> Path:
 def render(payload: dict[str, Any]) -> str:
     """A plain-text table of the summary and the paired differences."""
     out = [
-        f"{payload['items_done']} items, documents of {payload['doc_tokens_mean']:,.0f} tokens",
+        f"{payload['items_done']} items, documents of {payload['doc_tokens_mean'] or 0:,.0f} "
+        "tokens",
         "method                       budget   n  gold hit  tokens",
     ]
     for r in payload["summary"]:

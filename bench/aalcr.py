@@ -22,7 +22,6 @@ The metric is answer-string recall (``bench.aalcr_data``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -42,18 +41,25 @@ from .aalcr_data import (
 from .baselines import BM25Ranker, DenseRanker, RandomRanker, fill_budget
 from .common import (
     BENCH_DIR,
-    RESULTS_DIR,
     Deadline,
     append_jsonl,
-    machine_info,
     read_json_gz,
     read_jsonl,
-    write_json,
+    run_meta,
     write_json_gz,
 )
 from .engine_setup import engine_settings, parse_options
-from .hotpotqa import _engine, mean, run_tasks, truncate_by_score
-from .tables import paired_differences
+from .hotpotqa import _engine, mean
+from .retrieval_report import (
+    add_report_arguments,
+    checkpoint_path,
+    infiniretri_runs,
+    paired_lines,
+    paired_rows,
+    run_checkpointed,
+    run_stages,
+    write_report,
+)
 
 DATA_DIR = BENCH_DIR / "data"
 PREPARED = DATA_DIR / "aalcr_prepared.json.gz"
@@ -167,11 +173,7 @@ def prepare(args: argparse.Namespace) -> Path:
             file=sys.stderr,
         )
     payload = {
-        "meta": {
-            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": " ".join(["python", *getattr(sys, "orig_argv", sys.argv)[1:]]),
-            "machine": machine_info(),
-        },
+        "meta": run_meta(),
         "seed": args.seed,
         "data": f"{data_path().name} from {AALCR_WHEEL} (AA-LCR, 100 questions, 30 documents)",
         "licence": LICENCE,
@@ -252,33 +254,15 @@ def _ir_run(method, budget, text, answer, spans, tokens, retrieval) -> dict[str,
 def _report_block(base, records, documents, chunk_sizes, budgets, ir_mode) -> list[dict]:
     """All methods on a block of items; InfiniRetri scans the block's items as one batch."""
     pairs = [(documents[r["doc_id"]]["text"], r["question"]) for r in records]
-    runs: list[list[dict]] = [baseline_runs(r, documents[r["doc_id"]], budgets) for r in records]
-    for chunk in chunk_sizes:
-        method = f"infiniretri_c{chunk}"
-        scan_budgets = [*budgets, None] if ir_mode in ("scan", "both") else [None]
-        for budget in scan_budgets:
-            engine = base.with_options(chunk_tokens=chunk, max_cache_tokens=budget)
-            t0 = time.perf_counter()
-            rets = engine.retrieve_batch(pairs)
-            print(
-                f"  scan chunk={chunk} budget={budget}: {len(pairs)} items, "
-                f"{time.perf_counter() - t0:.1f}s",
-                file=sys.stderr,
-            )
-            for out, r, (text, _), ret in zip(runs, records, pairs, rets):
-                spans = [(s.char_start, s.char_end) for s in ret.sentences]
-                if budget is not None or ir_mode in ("scan", "both"):
-                    label = budget if budget is not None else "natural"
-                    out.append(
-                        _ir_run(
-                            method, label, text, r["answer"], spans, ret.stats.cache_tokens, ret
-                        )
-                    )
-                if budget is None and ir_mode in ("cut", "both"):
-                    for b in budgets:
-                        cut, ids = truncate_by_score(ret, b)
-                        tokens = sum(len(x) for x in ids)
-                        out.append(_ir_run(f"{method}_cut", b, text, r["answer"], cut, tokens, ret))
+
+    def make_run(method, budget, i, spans, tokens, ret):
+        return _ir_run(method, budget, pairs[i][0], records[i]["answer"], spans, tokens, ret)
+
+    scans = infiniretri_runs(base, pairs, chunk_sizes, budgets, ir_mode, make_run)
+    runs = [
+        [*baseline_runs(r, documents[r["doc_id"]], budgets), *scan]
+        for r, scan in zip(records, scans)
+    ]
     items = []
     for r, out in zip(records, runs):
         doc = documents[r["doc_id"]]
@@ -329,28 +313,9 @@ def summarize(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def paired(items: list[dict[str, Any]], budgets) -> list[dict[str, Any]]:
     """InfiniRetri minus each baseline, per question: mean and 95% bootstrap interval."""
-    methods = sorted(
-        {r["method"] for i in items for r in i["runs"] if "infiniretri" in r["method"]}
-    )
     rows = []
     for subset, members in (("all", items), ("specific", [i for i in items if i["specific"]])):
-        for method in methods:
-            for budget in budgets:
-                for other in ("bm25", "dense_minilm", "random"):
-                    d = paired_differences(members, method, other, budget, "answer_found")
-                    if d is None:
-                        continue
-                    rows.append(
-                        {
-                            "subset": subset,
-                            "method": method,
-                            "baseline": other,
-                            "budget": budget,
-                            "n": len(members),
-                            "mean": round(d[0], 4),
-                            "ci95": [round(d[1], 4), round(d[2], 4)],
-                        }
-                    )
+        rows.extend(paired_rows(members, budgets, "answer_found", BASELINES, subset=subset))
     return rows
 
 
@@ -372,30 +337,13 @@ def report(args: argparse.Namespace) -> Path:
         )
     chunk_sizes = tuple(args.chunk_sizes)
     budgets = tuple(args.budgets)
-    key = json.dumps([options, chunk_sizes, budgets, args.ir_mode, args.dtype], sort_keys=True)
-    tag = hashlib.sha1(key.encode()).hexdigest()[:8]
-    checkpoint = Path(
-        args.checkpoint or DATA_DIR / f"aalcr_{args.split}_{args.device.split(':')[0]}_{tag}.jsonl"
-    )
-    done = {r["qid"]: r for r in read_jsonl(checkpoint)}
-    todo = [r for r in records if r["qid"] not in done]
-    print(f"report: {len(done)} done, {len(todo)} to go ({checkpoint})", file=sys.stderr)
-    tasks = []
-    for i in range(0, len(todo), args.block):
-        block = todo[i : i + args.block]
-        docs = {r["doc_id"]: documents[r["doc_id"]] for r in block}
-        tasks.append((block, docs, chunk_sizes, budgets, args.ir_mode))
-    started = time.perf_counter()
-    for block in run_tasks(_report_block, tasks, args, options, deadline):
-        for item in block:
-            append_jsonl(checkpoint, item)
-            done[item["qid"]] = item
-        print(
-            f"report: {len(done)}/{len(records)} ({time.perf_counter() - started:.0f}s)",
-            file=sys.stderr,
-        )
+    checkpoint = checkpoint_path("aalcr", args, options)
 
-    items = [done[r["qid"]] for r in records if r["qid"] in done]
+    def task_of(block):
+        docs = {r["doc_id"]: documents[r["doc_id"]] for r in block}
+        return (block, docs, chunk_sizes, budgets, args.ir_mode)
+
+    items = run_checkpointed(_report_block, records, task_of, checkpoint, args, options, deadline)
     payload = {
         "split": args.split,
         "items_total": len(records),
@@ -419,12 +367,7 @@ def report(args: argparse.Namespace) -> Path:
         "paired": paired(items, budgets),
         "items": items,
     }
-    default = RESULTS_DIR / ("aalcr.json" if args.split == "report" else f"aalcr_{args.split}.json")
-    path = Path(args.out or default)
-    write_json(path, payload)
-    print(f"wrote {path}", file=sys.stderr)
-    print(render(payload))
-    return path
+    return write_report("aalcr", args, payload, render)
 
 
 def render(payload: dict[str, Any]) -> str:
@@ -439,12 +382,7 @@ def render(payload: dict[str, Any]) -> str:
             f"{r['subset']:9} {r['method']:28} {r['budget']:>7} {r['n']:3}  "
             f"{100 * r['answer_recall']:12.1f}  {r['selected_tokens']:6.0f}"
         )
-    out.append("paired differences (points, 95% bootstrap interval):")
-    for r in payload["paired"]:
-        out.append(
-            f"{r['subset']:9} {r['method']:28} - {r['baseline']:13} @{r['budget']:<4} "
-            f"{100 * r['mean']:+6.1f} [{100 * r['ci95'][0]:+6.1f}, {100 * r['ci95'][1]:+6.1f}]"
-        )
+    out.extend(paired_lines(payload["paired"], subset=True))
     return "\n".join(out)
 
 
@@ -454,8 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.aalcr", description=__doc__.split("\n")[0]
     )
     parser.add_argument("stage", choices=("prepare", "report", "all"))
-    parser.add_argument("--device", default="cpu", help="engine device (report)")
-    parser.add_argument("--dtype", default=None, help="model dtype (default: the engine's)")
+    add_report_arguments(parser, PREPARED, CHUNK_SIZES, BUDGETS)
     parser.add_argument("--dense-device", default="cpu", help="MiniLM device (prepare)")
     parser.add_argument(
         "--no-dense", action="store_true", help="prepare without MiniLM (report adds it)"
@@ -468,35 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         help="splits whose documents get MiniLM rankings in prepare (report adds the others)",
     )
     parser.add_argument("--seed", type=int, default=0, help="split seed (prepare)")
-    parser.add_argument("--split", choices=("report", "dev"), default="report")
-    parser.add_argument("--limit", type=int, default=None, help="first N items of the split")
-    parser.add_argument(
-        "--options",
-        default=None,
-        help="engine settings: a JSON file (its 'chosen' block, as bench.engine_setup."
-        "read_options reads it) or inline JSON such as '{\"chunk_tokens\": 2048}'",
-    )
-    parser.add_argument("--chunk-sizes", type=int, nargs="+", default=list(CHUNK_SIZES))
-    parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
-    parser.add_argument(
-        "--ir-mode",
-        choices=("both", "scan", "cut"),
-        default="both",
-        help="InfiniRetri budgets: a scan per budget (max_cache_tokens), the natural cache cut "
-        "by score, or both (cut needs one scan per item, scan one per budget plus one)",
-    )
-    parser.add_argument("--block", type=int, default=8, help="items per task and checkpoint")
-    parser.add_argument("--workers", type=int, default=1, help="engine processes")
-    parser.add_argument("--deadline", type=float, default=None, help="seconds for the stage")
-    parser.add_argument("--prepared", default=None, help=f"default {PREPARED}")
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
-    if args.stage in ("prepare", "all"):
-        prepare(args)
-    if args.stage in ("report", "all"):
-        report(args)
-    return 0
+    return run_stages(parser.parse_args(argv), prepare, report)
 
 
 if __name__ == "__main__":

@@ -170,17 +170,21 @@ def read_json_gz(path: Path) -> Any:
         return json.load(handle)
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` atomically with a ``meta`` block (time, commit, command, machine)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
+def run_meta() -> dict[str, Any]:
+    """What a result file says of its run: time, commit, command and machine."""
+    return {
         "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
         "command": " ".join(["python", *getattr(sys, "orig_argv", sys.argv)[1:]]),
         "machine": machine_info(),
     }
-    body = {"meta": meta, **payload}
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically with a ``meta`` block (:func:`run_meta`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"meta": run_meta(), **payload}
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(body, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)

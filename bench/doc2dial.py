@@ -19,7 +19,6 @@ is the gold hit: a selected sentence of the gold passage.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -29,13 +28,9 @@ from typing import Any
 from .baselines import BM25Ranker, DenseRanker, RandomRanker, fill_budget
 from .common import (
     BENCH_DIR,
-    RESULTS_DIR,
     Deadline,
-    append_jsonl,
-    machine_info,
     read_json_gz,
-    read_jsonl,
-    write_json,
+    run_meta,
     write_json_gz,
 )
 from .doc2dial_data import (
@@ -48,8 +43,17 @@ from .doc2dial_data import (
     splits,
 )
 from .engine_setup import engine_settings, parse_options
-from .hotpotqa import _engine, mean, run_tasks, truncate_by_score
-from .tables import paired_differences
+from .hotpotqa import _engine, mean
+from .retrieval_report import (
+    add_report_arguments,
+    checkpoint_path,
+    infiniretri_runs,
+    paired_lines,
+    paired_rows,
+    run_checkpointed,
+    run_stages,
+    write_report,
+)
 
 PREPARED = BENCH_DIR / "data" / "doc2dial_prepared.json.gz"
 BUDGETS = (64, 128, 256)
@@ -122,11 +126,7 @@ def prepare(args: argparse.Namespace) -> Path:
                     file=sys.stderr,
                 )
     payload = {
-        "meta": {
-            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": " ".join(["python", *getattr(sys, "orig_argv", sys.argv)[1:]]),
-            "machine": machine_info(),
-        },
+        "meta": run_meta(),
         "seed": args.seed,
         "data": f"ChatRAG-Bench doc2dial from {DOC2DIAL_WHEEL}",
         "licence": LICENCE,
@@ -175,22 +175,12 @@ def baseline_runs(record: dict[str, Any], budgets) -> list[dict]:
 def _report_block(base, records, chunk_sizes, budgets, ir_mode) -> list[dict]:
     """All methods on a block of items; InfiniRetri scans the block's items as one batch."""
     pairs = [(r["text"], r["question"]) for r in records]
-    runs = [baseline_runs(r, budgets) for r in records]
-    for chunk in chunk_sizes:
-        method = f"infiniretri_c{chunk}"
-        scan_budgets = [*budgets, None] if ir_mode in ("scan", "both") else [None]
-        for budget in scan_budgets:
-            engine = base.with_options(chunk_tokens=chunk, max_cache_tokens=budget)
-            for out, record, ret in zip(runs, records, engine.retrieve_batch(pairs)):
-                spans = [(s.char_start, s.char_end) for s in ret.sentences]
-                if ir_mode in ("scan", "both"):
-                    label = budget if budget is not None else "natural"
-                    out.append(_run(method, label, record, spans, ret.stats.cache_tokens, ret))
-                if budget is None and ir_mode in ("cut", "both"):
-                    for b in budgets:
-                        cut, ids = truncate_by_score(ret, b)
-                        tokens = sum(len(x) for x in ids)
-                        out.append(_run(f"{method}_cut", b, record, cut, tokens, ret))
+
+    def make_run(method, budget, i, spans, tokens, ret):
+        return _run(method, budget, records[i], spans, tokens, ret)
+
+    scans = infiniretri_runs(base, pairs, chunk_sizes, budgets, ir_mode, make_run)
+    runs = [[*baseline_runs(r, budgets), *scan] for r, scan in zip(records, scans)]
     return [
         {
             "qid": r["qid"],
@@ -232,26 +222,7 @@ def summarize(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def paired(items: list[dict[str, Any]], budgets) -> list[dict[str, Any]]:
     """Each InfiniRetri method minus each baseline, per question: mean and 95% interval."""
-    methods = sorted(
-        {r["method"] for i in items for r in i["runs"] if "infiniretri" in r["method"]}
-    )
-    rows = []
-    for method in methods:
-        for budget in budgets:
-            for other in BASELINES:
-                d = paired_differences(items, method, other, budget, "recall")
-                if d is not None:
-                    rows.append(
-                        {
-                            "method": method,
-                            "baseline": other,
-                            "budget": budget,
-                            "n": len(items),
-                            "mean": round(d[0], 4),
-                            "ci95": [round(d[1], 4), round(d[2], 4)],
-                        }
-                    )
-    return rows
+    return paired_rows(items, budgets, "recall", BASELINES)
 
 
 # =========================================================================== report
@@ -263,29 +234,16 @@ def report(args: argparse.Namespace) -> Path:
     options = parse_options(args.options)
     base = _engine(args.device, args.dtype, json.dumps(options, sort_keys=True))
     chunk_sizes, budgets = tuple(args.chunk_sizes), tuple(args.budgets)
-    key = json.dumps([options, chunk_sizes, budgets, args.ir_mode, args.dtype], sort_keys=True)
-    tag = hashlib.sha1(key.encode()).hexdigest()[:8]
-    device = args.device.split(":")[0]
-    checkpoint = Path(
-        args.checkpoint or BENCH_DIR / "data" / f"doc2dial_{args.split}_{device}_{tag}.jsonl"
+    checkpoint = checkpoint_path("doc2dial", args, options)
+    items = run_checkpointed(
+        _report_block,
+        records,
+        lambda block: (block, chunk_sizes, budgets, args.ir_mode),
+        checkpoint,
+        args,
+        options,
+        deadline,
     )
-    done = {r["qid"]: r for r in read_jsonl(checkpoint)}
-    todo = [r for r in records if r["qid"] not in done]
-    print(f"report: {len(done)} done, {len(todo)} to go ({checkpoint})", file=sys.stderr)
-    tasks = [
-        (todo[i : i + args.block], chunk_sizes, budgets, args.ir_mode)
-        for i in range(0, len(todo), args.block)
-    ]
-    started = time.perf_counter()
-    for block in run_tasks(_report_block, tasks, args, options, deadline):
-        for item in block:
-            append_jsonl(checkpoint, item)
-            done[item["qid"]] = item
-        print(
-            f"report: {len(done)}/{len(records)} ({time.perf_counter() - started:.0f}s)",
-            file=sys.stderr,
-        )
-    items = [done[r["qid"]] for r in records if r["qid"] in done]
     payload = {
         "split": args.split,
         "items_total": len(records),
@@ -304,12 +262,7 @@ def report(args: argparse.Namespace) -> Path:
         "paired": paired(items, budgets),
         "items": items,
     }
-    default = "doc2dial.json" if args.split == "report" else f"doc2dial_{args.split}.json"
-    path = Path(args.out or RESULTS_DIR / default)
-    write_json(path, payload)
-    print(f"wrote {path}", file=sys.stderr)
-    print(render(payload))
-    return path
+    return write_report("doc2dial", args, payload, render)
 
 
 def render(payload: dict[str, Any]) -> str:
@@ -324,12 +277,7 @@ def render(payload: dict[str, Any]) -> str:
             f"{r['method']:28} {r['budget']:>7} {r['n']:3}  {100 * r['gold_hit']:8.1f}  "
             f"{r['selected_tokens']:6.0f}"
         )
-    out.append("paired differences (points, 95% bootstrap interval):")
-    for r in payload["paired"]:
-        out.append(
-            f"{r['method']:28} - {r['baseline']:13} @{r['budget']:<4} {100 * r['mean']:+6.1f} "
-            f"[{100 * r['ci95'][0]:+6.1f}, {100 * r['ci95'][1]:+6.1f}]"
-        )
+    out.extend(paired_lines(payload["paired"]))
     return "\n".join(out)
 
 
@@ -339,28 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.doc2dial", description=__doc__.split("\n")[0]
     )
     parser.add_argument("stage", choices=("prepare", "report", "all"))
-    parser.add_argument("--device", default="cpu", help="engine device (report)")
-    parser.add_argument("--dtype", default=None, help="model dtype (default: the engine's)")
+    add_report_arguments(parser, PREPARED, (1024,), BUDGETS, ir_mode="scan")
     parser.add_argument("--dense-device", default="cpu", help="MiniLM device (prepare)")
     parser.add_argument("--seed", type=int, default=0, help="split and distractor seed")
-    parser.add_argument("--split", choices=("report", "dev"), default="report")
-    parser.add_argument("--limit", type=int, default=None, help="first N items of the split")
-    parser.add_argument("--options", default=None, help="engine settings (bench.engine_setup)")
-    parser.add_argument("--chunk-sizes", type=int, nargs="+", default=[1024])
-    parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
-    parser.add_argument("--ir-mode", choices=("both", "scan", "cut"), default="scan")
-    parser.add_argument("--block", type=int, default=8, help="items per task and checkpoint")
-    parser.add_argument("--workers", type=int, default=1, help="engine processes")
-    parser.add_argument("--deadline", type=float, default=None, help="seconds for the stage")
-    parser.add_argument("--prepared", default=None, help=f"default {PREPARED}")
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
-    if args.stage in ("prepare", "all"):
-        prepare(args)
-    if args.stage in ("report", "all"):
-        report(args)
-    return 0
+    return run_stages(parser.parse_args(argv), prepare, report)
 
 
 if __name__ == "__main__":

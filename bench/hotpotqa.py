@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,26 +175,27 @@ def _pool_init(device: str, dtype: str | None, options_json: str, threads: int) 
     _engine(device, dtype, options_json)
 
 
-def run_tasks(fn, tasks: list[tuple], args: argparse.Namespace, options: dict, deadline) -> list:
+def run_tasks(
+    fn, tasks: list[tuple], args: argparse.Namespace, options: dict, deadline
+) -> Iterator:
     """``fn(engine, *task)`` for every task: inline, or in ``args.workers`` processes.
 
-    Results come back as tasks finish; at the deadline the rest is dropped.
+    Results are yielded as tasks finish (so callers can checkpoint each); at the deadline the
+    rest is dropped.
     """
     options_json = json.dumps(options, sort_keys=True)
     if args.workers <= 1:
-        out = []
         for task in tasks:
             if deadline.expired(20):
                 print("deadline reached: remaining tasks dropped", file=sys.stderr)
-                break
-            out.append(fn(_engine(args.device, args.dtype, options_json), *task))
-        return out
+                return
+            yield fn(_engine(args.device, args.dtype, options_json), *task)
+        return
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     jobs = [(fn, args.device, args.dtype, options_json, task) for task in tasks]
-    out = []
     with ctx.Pool(
         args.workers,
         initializer=_pool_init,
@@ -204,12 +206,12 @@ def run_tasks(fn, tasks: list[tuple], args: argparse.Namespace, options: dict, d
             try:
                 left = deadline.left()
                 timeout = None if left == float("inf") else max(1.0, left - 20)
-                out.append(results.next(timeout=timeout))
+                result = results.next(timeout=timeout)
             except mp.TimeoutError:
                 print("deadline reached: remaining tasks dropped", file=sys.stderr)
                 pool.terminate()
-                break
-    return out
+                return
+            yield result
 
 
 def _run_job(job):
@@ -274,7 +276,7 @@ def tune(args: argparse.Namespace) -> Path:
     tasks = [
         (layer, width, chunk, top_k, records, args.batch_size) for chunk, top_k in args.tune_grid
     ]
-    sliding = run_tasks(_sliding_row, tasks, args, {}, deadline)
+    sliding = list(run_tasks(_sliding_row, tasks, args, {}, deadline))
     sliding.sort(key=lambda r: (r["chunk_tokens"], r["top_k_tokens"]))
     for row in sliding:
         print(f"tune C: {row}", file=sys.stderr)

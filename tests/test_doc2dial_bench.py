@@ -110,3 +110,35 @@ def test_the_wheel_data(monkeypatch):
     assert dev.isdisjoint(report)
     text, (start, end) = data.build_document(chosen["report"][0], passages)
     assert text.count("\n\n") >= data.DISTRACTORS and 0 <= start < end <= len(text)
+
+
+def test_report_blocks_are_checkpointed_as_they_finish(tmp_path, monkeypatch):
+    """A run that breaks off keeps the blocks done so far, and a rerun does only the rest."""
+    import argparse
+
+    from bench import hotpotqa
+    from bench.common import Deadline
+    from bench.retrieval_report import run_checkpointed
+
+    monkeypatch.setattr(hotpotqa, "_engine", lambda *a: None)
+    records = [{"qid": f"q{i}"} for i in range(4)]
+    args = argparse.Namespace(workers=1, device="cpu", dtype=None, block=2)
+    checkpoint = tmp_path / "run.jsonl"
+    calls = []
+
+    def block_fn(engine, block, fail):
+        calls.append([r["qid"] for r in block])
+        if fail and block[0]["qid"] == "q2":
+            raise RuntimeError("broke off")
+        return [{"qid": r["qid"], "runs": []} for r in block]
+
+    with pytest.raises(RuntimeError):
+        run_checkpointed(
+            block_fn, records, lambda b: (b, True), checkpoint, args, {}, Deadline(None)
+        )
+    assert len(checkpoint.read_text().splitlines()) == 2  # the first block was kept
+    calls.clear()
+    items = run_checkpointed(
+        block_fn, records, lambda b: (b, False), checkpoint, args, {}, Deadline(None)
+    )
+    assert calls == [["q2", "q3"]] and [i["qid"] for i in items] == ["q0", "q1", "q2", "q3"]

@@ -48,7 +48,7 @@ from .common import (
     run_meta,
     write_json_gz,
 )
-from .engine_setup import engine_settings, parse_options
+from .engine_setup import parse_options
 from .hotpotqa import _engine, mean
 from .retrieval_report import (
     add_report_arguments,
@@ -56,8 +56,10 @@ from .retrieval_report import (
     infiniretri_runs,
     paired_lines,
     paired_rows,
+    report_payload,
     run_checkpointed,
     run_stages,
+    selection_run,
     write_report,
 )
 
@@ -223,32 +225,16 @@ def baseline_runs(record: dict[str, Any], document: dict[str, Any], budgets) -> 
         for budget in budgets:
             keep = fill_budget(record["rankings"][name], lengths, budget)
             hit = answer_found(text, [units[i] for i in keep], record["answer"])
-            runs.append(
-                {
-                    "method": name,
-                    "budget": budget,
-                    "selected_tokens": sum(lengths[i] for i in keep),
-                    "units": len(keep),
-                    "hits": [hit],
-                    "answer_found": float(hit),
-                }
-            )
+            tokens = sum(lengths[i] for i in keep)
+            run = selection_run(name, budget, len(keep), tokens, hit)
+            runs.append({**run, "answer_found": float(hit)})
     return runs
 
 
 def _ir_run(method, budget, text, answer, spans, tokens, retrieval) -> dict[str, Any]:
     hit = answer_found(text, spans, answer)
-    return {
-        "method": method,
-        "budget": budget,
-        "selected_tokens": tokens,
-        "units": len(spans),
-        "hits": [hit],
-        "answer_found": float(hit),
-        "scan_tokens_processed": retrieval.stats.tokens_processed,
-        "scan_forward_passes": retrieval.stats.forward_passes,
-        "scan_seconds": round(retrieval.stats.seconds, 3),
-    }
+    run = selection_run(method, budget, len(spans), tokens, hit, retrieval)
+    return {**run, "answer_found": float(hit)}
 
 
 def _report_block(base, records, documents, chunk_sizes, budgets, ir_mode) -> list[dict]:
@@ -328,7 +314,6 @@ def report(args: argparse.Namespace) -> Path:
     add_dense_rankings(records, documents, args.device)
     options = parse_options(args.options)
     base = _engine(args.device, args.dtype, json.dumps(options, sort_keys=True))
-    settings = engine_settings(base)
     if base.max_sentence_tokens != data["max_sentence_tokens"]:
         print(
             f"note: the engine cuts sentences at {base.max_sentence_tokens} tokens, the prepared "
@@ -344,29 +329,22 @@ def report(args: argparse.Namespace) -> Path:
         return (block, docs, chunk_sizes, budgets, args.ir_mode)
 
     items = run_checkpointed(_report_block, records, task_of, checkpoint, args, options, deadline)
-    payload = {
-        "split": args.split,
-        "items_total": len(records),
-        "items_done": len(items),
-        "data": data["data"],
-        "licence": data["licence"],
-        "units": data["units"],
-        "metric": "answer-string recall: the normalised answer (lower case, no punctuation, no "
+    payload = report_payload(
+        args,
+        records,
+        items,
+        data,
+        base,
+        options,
+        summarize(items),
+        paired(items, budgets),
+        units=data["units"],
+        metric="answer-string recall: the normalised answer (lower case, no punctuation, no "
         "articles) occurs as whole words inside one contiguous region of the selection; items "
         "whose answer occurs so in the document only",
-        "specific": f"items whose answer occurs in at most {SPECIFIC_MAX_UNITS} units",
-        "budgets": list(budgets),
-        "chunk_sizes": list(chunk_sizes),
-        "ir_mode": args.ir_mode,
-        "engine": settings,
-        "options": options,
-        "workers": args.workers,
-        "doc_tokens_mean": mean(i["doc_tokens"] for i in items),
-        "items_specific": sum(i["specific"] for i in items),
-        "summary": summarize(items),
-        "paired": paired(items, budgets),
-        "items": items,
-    }
+        specific=f"items whose answer occurs in at most {SPECIFIC_MAX_UNITS} units",
+        items_specific=sum(i["specific"] for i in items),
+    )
     return write_report("aalcr", args, payload, render)
 
 

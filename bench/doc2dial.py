@@ -42,7 +42,7 @@ from .doc2dial_data import (
     load,
     splits,
 )
-from .engine_setup import engine_settings, parse_options
+from .engine_setup import parse_options
 from .hotpotqa import _engine, mean
 from .retrieval_report import (
     add_report_arguments,
@@ -50,8 +50,10 @@ from .retrieval_report import (
     infiniretri_runs,
     paired_lines,
     paired_rows,
+    report_payload,
     run_checkpointed,
     run_stages,
+    selection_run,
     write_report,
 )
 
@@ -147,17 +149,7 @@ def prepare(args: argparse.Namespace) -> Path:
 # =========================================================================== scoring
 def _run(method, budget, record, spans, tokens, retrieval=None) -> dict[str, Any]:
     hit = gold_hit(record["gold"], spans)
-    run = {
-        "method": method,
-        "budget": budget,
-        "selected_tokens": tokens,
-        "units": len(spans),
-        "hits": [hit],
-    }
-    if retrieval is not None:
-        run["scan_tokens_processed"] = retrieval.stats.tokens_processed
-        run["scan_seconds"] = round(retrieval.stats.seconds, 3)
-    return run
+    return selection_run(method, budget, len(spans), tokens, hit, retrieval)
 
 
 def baseline_runs(record: dict[str, Any], budgets) -> list[dict]:
@@ -244,24 +236,18 @@ def report(args: argparse.Namespace) -> Path:
         options,
         deadline,
     )
-    payload = {
-        "split": args.split,
-        "items_total": len(records),
-        "items_done": len(items),
-        "data": data["data"],
-        "licence": data["licence"],
-        "construction": data["construction"],
-        "metric": "gold hit: the selection holds a sentence of the labelled gold passage",
-        "budgets": list(budgets),
-        "chunk_sizes": list(chunk_sizes),
-        "ir_mode": args.ir_mode,
-        "engine": engine_settings(base),
-        "options": options,
-        "doc_tokens_mean": mean(i["doc_tokens"] for i in items),
-        "summary": summarize(items),
-        "paired": paired(items, budgets),
-        "items": items,
-    }
+    payload = report_payload(
+        args,
+        records,
+        items,
+        data,
+        base,
+        options,
+        summarize(items),
+        paired(items, budgets),
+        construction=data["construction"],
+        metric="gold hit: the selection holds a sentence of the labelled gold passage",
+    )
     return write_report("doc2dial", args, payload, render)
 
 

@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .common import BENCH_DIR, append_jsonl, read_jsonl
-from .hotpotqa import run_tasks
+from .common import BENCH_DIR, RESULTS_DIR, append_jsonl, read_jsonl, write_json
+from .engine_setup import engine_settings
+from .hotpotqa import mean, run_tasks, truncate_by_score
+from .tables import paired_differences
 
 
 def add_report_arguments(
@@ -90,6 +92,25 @@ def run_checkpointed(
     return [done[r["qid"]] for r in records if r["qid"] in done]
 
 
+def selection_run(
+    method: str, budget, units: int, tokens: int, hit: bool, retrieval=None
+) -> dict[str, Any]:
+    """One method's selection at one budget: its size, whether it holds the evidence, and for
+    an InfiniRetri scan (``retrieval``) what the scan cost."""
+    run = {
+        "method": method,
+        "budget": budget,
+        "selected_tokens": tokens,
+        "units": units,
+        "hits": [hit],
+    }
+    if retrieval is not None:
+        run["scan_tokens_processed"] = retrieval.stats.tokens_processed
+        run["scan_forward_passes"] = retrieval.stats.forward_passes
+        run["scan_seconds"] = round(retrieval.stats.seconds, 3)
+    return run
+
+
 def infiniretri_runs(
     base,
     pairs: list[tuple[str, str]],
@@ -102,8 +123,6 @@ def infiniretri_runs(
     size and budget. ``make_run(method, budget, index, spans, tokens, retrieval)`` scores one
     selection: ``infiniretri_c<chunk>`` a scan with ``max_cache_tokens=budget`` (and the
     natural cache as budget ``"natural"``), ``..._cut`` the natural cache cut by score."""
-    from .hotpotqa import truncate_by_score
-
     runs: list[list[dict]] = [[] for _ in pairs]
     for chunk in chunk_sizes:
         method = f"infiniretri_c{chunk}"
@@ -151,8 +170,6 @@ def paired_rows(
 ) -> list[dict[str, Any]]:
     """Each InfiniRetri method minus each baseline on ``metric``, per question: the mean and
     its 95% bootstrap interval (``bench.tables.paired_differences``); ``fields`` lead each row."""
-    from .tables import paired_differences
-
     methods = sorted(
         {r["method"] for i in items for r in i["runs"] if "infiniretri" in r["method"]}
     )
@@ -176,6 +193,39 @@ def paired_rows(
     return rows
 
 
+def report_payload(
+    args: argparse.Namespace,
+    records: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+    data: dict[str, Any],
+    base,
+    options: dict,
+    summary: list[dict[str, Any]],
+    paired: list[dict[str, Any]],
+    **fields: Any,
+) -> dict[str, Any]:
+    """A report's result file: the run (split, counts, data, settings), the benchmark's own
+    ``fields`` (metric, construction), then the summary, paired differences and items."""
+    return {
+        "split": args.split,
+        "items_total": len(records),
+        "items_done": len(items),
+        "data": data["data"],
+        "licence": data["licence"],
+        **fields,
+        "budgets": list(args.budgets),
+        "chunk_sizes": list(args.chunk_sizes),
+        "ir_mode": args.ir_mode,
+        "engine": engine_settings(base),
+        "options": options,
+        "workers": args.workers,
+        "doc_tokens_mean": mean(i["doc_tokens"] for i in items),
+        "summary": summary,
+        "paired": paired,
+        "items": items,
+    }
+
+
 def run_stages(args: argparse.Namespace, prepare: Callable, report: Callable) -> int:
     """``prepare``, ``report`` or both (``all``), as ``args.stage`` says."""
     if args.stage in ("prepare", "all"):
@@ -189,8 +239,6 @@ def write_report(
     name: str, args: argparse.Namespace, payload: dict[str, Any], render: Callable
 ) -> Path:
     """Write ``payload`` to ``--out`` or ``bench/results/<name>[_<split>].json``; print it."""
-    from .common import RESULTS_DIR, write_json
-
     default = f"{name}.json" if args.split == "report" else f"{name}_{args.split}.json"
     path = write_json(Path(args.out or RESULTS_DIR / default), payload)
     print(f"wrote {path}", file=sys.stderr)

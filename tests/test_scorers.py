@@ -70,8 +70,9 @@ def test_kept_units_hold_the_top_phrases(captured, phrase_tokens, top_k_tokens):
         k = min(top_k_tokens, phrase.shape[0])
         owner = [i for i, n in enumerate(captured.unit_lengths[b]) for _ in range(n)]
         values = phrase.tolist()
-        kth = sorted(values, reverse=True)[k - 1]
-        if k < len(values) and kth - sorted(values, reverse=True)[k] <= 1e-5:
+        ranked = sorted(values, reverse=True)
+        kth = ranked[k - 1]
+        if k < len(values) and kth - ranked[k] <= 1e-5:
             # A tie at the k-th place: either tied phrase may be kept. Every phrase above the
             # tie is kept, and nothing below it.
             above = {owner[t] for t, v in enumerate(values) if v > kth + 1e-5}

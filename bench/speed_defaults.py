@@ -267,14 +267,19 @@ def batch(engines: dict, tokenizer, args, deadline: Deadline, out: dict) -> None
 
 def forward_flops(model, layer: int, passes: int, processed: int) -> float:
     """FLOPs of ``passes`` forwards over ``processed`` tokens up to ``layer``: 2 per weight per
-    token in layers below it, plus causal attention (2 T^2 per attention unit, at the mean T)."""
+    token in the layers below it and in the q, k and v projections of ``layer`` itself (its
+    attention reads them, then the forward stops), plus causal attention (2 T^2 per attention
+    unit, at the mean T: a lower bound of the sum over passes)."""
     config = model.config
-    weights = sum(p.numel() for p in model.model.layers[0].parameters() if p.dim() == 2)
+    layers = model.model.layers
+    weights = sum(p.numel() for p in layers[0].parameters() if p.dim() == 2)
+    projections = layers[layer].self_attn
+    qkv = sum(getattr(projections, n).weight.numel() for n in ("q_proj", "k_proj", "v_proj"))
     attn = config.num_attention_heads * (
         getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     )
     mean = processed / passes
-    return layer * (2 * weights * processed + passes * 2 * mean * mean * attn)
+    return layer * (2 * weights * processed + passes * 2 * mean * mean * attn) + 2 * qkv * processed
 
 
 BIG_RUNS = (("today", TODAY), ("new", {}), ("new_eager_layers", {"compile_layers": False}))
@@ -297,8 +302,8 @@ def big(args, deadline: Deadline, out: dict) -> None:
         log(f"big {name}: {child['record']}")
     out["mfu_formula"] = (
         "scan FLOPs / scan seconds / peak: 2 FLOPs per weight per token in the layers below the "
-        "retrieval layer, plus 2*T^2*heads*head_dim per layer for causal attention at the mean "
-        f"window T; peak {args.peak_tflops} TFLOP/s (bf16 dense)"
+        "retrieval layer and in its q, k and v projections, plus 2*T^2*heads*head_dim per layer "
+        f"for causal attention at the mean window T; peak {args.peak_tflops} TFLOP/s (bf16 dense)"
     )
 
 

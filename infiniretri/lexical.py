@@ -7,7 +7,7 @@ source. Words are lower-cased runs of letters and digits; English stop words are
 
 This runs on the host once per scan step over ~200 units, so the hot paths are written for
 speed: ASCII text (most prose) is tokenized with one byte translation instead of a regex, each
-unit's term counts are made once per :class:`InView`, and a query term's postings once per view.
+unit's term counts and every term's postings are made once per :class:`InView`.
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ def term_counts(text: str) -> dict[str, int]:
 class InView:
     """The units of one prompt, tokenized once, for any number of BM25 queries over them.
 
-    Each query term's postings (the units holding it, with its count there) are found once per
-    view, so a second pass (the feedback pass) pays only for its new terms.
+    The postings of every term (the units holding it, with its count there) are made with the
+    view: the scan makes the view while the device runs the forward, and a query after it (the
+    feedback pass, which waits for the attention) only looks its terms up.
     """
 
     def __init__(self, units: Sequence[str]) -> None:
@@ -85,16 +86,18 @@ class InView:
         self.lengths = [sum(d.values()) for d in self.docs]
         self.mean_length = (sum(self.lengths) / len(self.docs) or 1.0) if self.docs else 1.0
         self._postings: dict[str, list[tuple[int, int]]] = {}
+        for i, counts in enumerate(self.docs):
+            for term, count in counts.items():
+                posting = self._postings.get(term)
+                if posting is None:
+                    self._postings[term] = [(i, count)]
+                else:
+                    posting.append((i, count))
         self._norms: dict[tuple[float, float], list[float]] = {}
 
     def postings(self, term: str) -> list[tuple[int, int]]:
         """``(unit index, count)`` of each unit that holds ``term``, in unit order."""
-        found = self._postings.get(term)
-        if found is None:
-            found = self._postings[term] = [
-                (i, d[term]) for i, d in enumerate(self.docs) if term in d
-            ]
-        return found
+        return self._postings.get(term, [])
 
     def length_norms(self, k1: float, b: float) -> list[float]:
         """Each unit's ``k1 * (1 - b + b * length / mean length)``."""

@@ -126,6 +126,21 @@ def test_blocks_split_like_the_whole_text():
         assert [t for _, _, t in splitter.split_stream(pieces)] == whole
 
 
+def test_a_documents_first_blocks_are_small_and_split_like_the_whole_text():
+    """The lead blocks (handed back first, for the scan's first chunk) hold at most
+    ``lead_chars``; the rest up to ``block_chars``; the sentences are the whole text's."""
+    splitter = SentenceSplitter()
+    text = long_document()
+    whole = [text[a:b] for a, b in splitter.split(text)]
+    blocks = list(splitter.blocks([text], lead_blocks=3, lead_chars=4096))
+    sizes = [len(b) for _, b in blocks]
+    assert all(2048 <= n <= 4096 for n in sizes[:3])
+    assert all(n > 4096 for n in sizes[3:-1]) and max(sizes) <= BLOCK_CHARS
+    assert "".join(b for _, b in blocks) == text
+    split = [b[x:y] for _, b in blocks for x, y in splitter.split(b)]
+    assert split == whole
+
+
 def test_prep_workers_give_the_units_of_the_inline_path(tiny_llama, tmp_path):
     model, tokenizer = tiny_llama
     inline = InfiniRetri(model, tokenizer, chunk_tokens=512, retrieval_layer=1, prep_workers=0)

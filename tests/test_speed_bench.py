@@ -30,3 +30,28 @@ def test_each_big_setting_is_measured_in_a_fresh_process(tmp_path):
         assert r["tokens_read"] >= 0.9 * big["document_tokens"]
         assert r["tokens_processed"] > r["tokens_read"]  # the cache and question are read too
         assert len(r["scan_seconds_warm"]) == 3
+
+
+def test_the_mfu_flop_count_matches_torchs_count_of_a_scan_forward():
+    """``forward_flops``' weight FLOPs are what torch counts in the matrix products of one
+    capture forward up to the retrieval layer (its q/k/v projections included); its attention
+    term is causal attention's 2 T^2 per head dimension and layer."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from infiniretri.attention import capture, install_capture
+    from infiniretri.testing import tiny_model
+
+    model, _ = tiny_model(layers=4)
+    install_capture(model)
+    layer, length = 2, 96
+    ids = torch.randint(0, model.config.vocab_size, (1, length))
+    rows, valid = torch.tensor([[length - 1]]), torch.ones(1, 1)
+    with FlopCounterMode(display=False) as counter:
+        capture(model, ids, rows, valid, (layer,))
+    counts = {str(op).split(".")[1]: n for op, n in counter.get_flop_counts()["Global"].items()}
+    matmuls = counts["mm"]  # every linear layer the forward ran
+    assert counts["bmm"] < 0.01 * matmuls  # the captured question rows (not in the formula)
+    config = model.config
+    causal = layer * 2 * length**2 * config.num_attention_heads * config.head_dim
+    assert speed_defaults.forward_flops(model, layer, 1, length) == matmuls + causal

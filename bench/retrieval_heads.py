@@ -2,6 +2,7 @@
 
     python -m bench.hotpotqa prepare                      # CPU: the splits and documents
     python -m bench.retrieval_heads --device cuda         # writes results/retrieval_heads.json
+    python -m bench.retrieval_heads --device cuda --view-tokens 6000   # heads for long views
 
 Each dev document is read in one forward with every head of every layer captured on its own
 (``engine.unit_scores`` with a readout of all ``(layer, head)`` pairs). Each head alone ranks the
@@ -10,11 +11,16 @@ the HotpotQA benchmark (best-first, ``fill_budget``) is its score. The shipped h
 ``HEAD_COUNT`` best heads from a third of the depth up to the model's retrieval layer: the scan
 stops where it stopped before, and the lowest layers, whose attention is mostly local and
 positional, are left out (``infiniretri.calibration.SHIPPED_HEADS``).
+
+With ``--view-tokens N`` each dev document is joined with other dev documents (a seeded sample,
+in a shuffled order) until the view holds at least ``N`` tokens, so that heads are chosen at the
+view length of a long chunk (``joined_views``); it writes ``retrieval_heads_view<N>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from pathlib import Path
 
@@ -50,6 +56,40 @@ def head_recalls(engine, docs: list[HotpotDoc]) -> dict[tuple[int, int], list[fl
     return {pair: [mean(v) for v in lists] for pair, lists in totals.items()}
 
 
+KEYS = ("units", "gold")
+"""The character spans of a record that move with its document."""
+
+
+def joined_views(
+    records: list[dict], view_tokens: int, seed: int = 0, most: int = 8
+) -> list[HotpotDoc]:
+    """Each record's document joined (blank lines between) with up to ``most`` other records'
+    documents, a seeded sample in a shuffled order, until at least ``view_tokens`` tokens; its
+    question, its units and its gold spans, moved to where its document landed."""
+    rng = random.Random(seed)
+    views = []
+    for i, record in enumerate(records):
+        others = rng.sample(
+            [r for j, r in enumerate(records) if j != i], min(most, len(records) - 1)
+        )
+        parts, total = [record], record["doc_tokens"]
+        for other in others:
+            if total >= view_tokens:
+                break
+            parts.append(other)
+            total += other["doc_tokens"]
+        rng.shuffle(parts)
+        text, moved = "", {}
+        for part in parts:
+            if text:
+                text += "\n\n"
+            if part is record:
+                moved = {k: [[a + len(text), b + len(text)] for a, b in record[k]] for k in KEYS}
+            text += part["text"]
+        views.append(HotpotDoc.from_dict({**record, "text": text, **moved}))
+    return views
+
+
 def choose(
     recalls: dict[tuple[int, int], list[float]], lowest: int, stop: int, count: int
 ) -> list[tuple[int, int]]:
@@ -65,10 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--out", default=str(RESULTS_DIR / "retrieval_heads.json"))
+    parser.add_argument(
+        "--view-tokens",
+        type=int,
+        default=0,
+        help="join dev documents into views of at least this many tokens (0: each alone)",
+    )
+    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     engine = load_engine(args.device, args.dtype, retrieval_heads="all")
-    docs = [HotpotDoc.from_dict(r) for r in load_prepared("dev", args.limit)]
+    records = load_prepared("dev", args.limit)
+    if args.view_tokens > 0:
+        docs = joined_views(records, args.view_tokens)
+        name = f"retrieval_heads_view{args.view_tokens}.json"
+    else:
+        docs = [HotpotDoc.from_dict(r) for r in records]
+        name = "retrieval_heads.json"
     recalls = head_recalls(engine, docs)
     stop, lowest = engine.retrieval_layer_index, engine.num_layers // 3
     ranked = sorted(recalls, key=lambda p: (-sum(recalls[p]), p))
@@ -76,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "split": "dev",
         "items": len(docs),
+        "view_tokens": args.view_tokens or None,
+        "doc_tokens_mean": mean(len(engine.segmenter.encode_text(d.text)) for d in docs),
         "budgets": list(BUDGETS),
         "engine": engine_settings(engine),
         "rule": (
@@ -88,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             for p in ranked
         ],
     }
-    path = Path(args.out)
+    path = Path(args.out) if args.out else RESULTS_DIR / name
     write_json(path, payload)
     print(f"wrote {path}: {chosen}", file=sys.stderr)
     return 0

@@ -56,16 +56,19 @@ def head_recalls(engine, docs: list[HotpotDoc]) -> dict[tuple[int, int], list[fl
     return {pair: [mean(v) for v in lists] for pair, lists in totals.items()}
 
 
+VIEW_MARGIN = 512
+"""Tokens a joined view leaves of the window for the prompt, the question and the separators."""
 KEYS = ("units", "gold")
 """The character spans of a record that move with its document."""
 
 
 def joined_views(
-    records: list[dict], view_tokens: int, seed: int = 0, most: int = 8
+    records: list[dict], view_tokens: int, max_tokens: int, seed: int = 0, most: int = 8
 ) -> list[HotpotDoc]:
     """Each record's document joined (blank lines between) with up to ``most`` other records'
-    documents, a seeded sample in a shuffled order, until at least ``view_tokens`` tokens; its
-    question, its units and its gold spans, moved to where its document landed."""
+    documents, a seeded sample in a shuffled order, until at least ``view_tokens`` tokens (a
+    document that would pass ``max_tokens`` is skipped); its question, its units and its gold
+    spans, moved to where its document landed."""
     rng = random.Random(seed)
     views = []
     for i, record in enumerate(records):
@@ -76,6 +79,8 @@ def joined_views(
         for other in others:
             if total >= view_tokens:
                 break
+            if total + other["doc_tokens"] > max_tokens:
+                continue
             parts.append(other)
             total += other["doc_tokens"]
         rng.shuffle(parts)
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = load_engine(args.device, args.dtype, retrieval_heads="all")
     records = load_prepared("dev", args.limit)
     if args.view_tokens > 0:
-        docs = joined_views(records, args.view_tokens)
+        room = engine.context_window - VIEW_MARGIN  # the prompt around the document
+        docs = joined_views(records, args.view_tokens, room)
         name = f"retrieval_heads_view{args.view_tokens}.json"
     else:
         docs = [HotpotDoc.from_dict(r) for r in records]

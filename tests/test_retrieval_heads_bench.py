@@ -33,7 +33,7 @@ def record(n: int) -> dict:
 
 def test_each_view_holds_its_document_with_its_spans_moved_and_enough_tokens():
     records = [record(n) for n in range(12)]
-    views = joined_views(records, view_tokens=450, seed=3)
+    views = joined_views(records, view_tokens=450, max_tokens=500, seed=3)
     assert [v.qid for v in views] == [r["qid"] for r in records]
     placed = []
     for view, r in zip(views, records):
@@ -47,6 +47,8 @@ def test_each_view_holds_its_document_with_its_spans_moved_and_enough_tokens():
         assert len(parts) == 5  # 450 tokens need five documents of 100
         assert all(p in {x["text"] for x in records} for p in parts)
     assert len(set(placed)) > 1  # the asked document is not always first
-    again = joined_views(records, view_tokens=450, seed=3)
+    again = joined_views(records, view_tokens=450, max_tokens=500, seed=3)
     assert [v.text for v in again] == [v.text for v in views]
-    assert all(v.text == r["text"] for v, r in zip(joined_views(records, 50), records))
+    assert all(v.text == r["text"] for v, r in zip(joined_views(records, 50, 500), records))
+    capped = joined_views(records, view_tokens=450, max_tokens=320)
+    assert all(len(v.text.split("\n\n")) == 3 for v in capped)  # a fourth would pass 320

@@ -58,7 +58,7 @@ def head_recalls(engine, docs: list[HotpotDoc]) -> dict[tuple[int, int], list[fl
 
 VIEW_MARGIN = 512
 """Tokens a joined view leaves of the window for the prompt, the question and the separators."""
-KEYS = ("units", "gold")
+MOVED_SPANS = ("units", "gold")
 """The character spans of a record that move with its document."""
 
 
@@ -89,7 +89,8 @@ def joined_views(
             if text:
                 text += "\n\n"
             if part is record:
-                moved = {k: [[a + len(text), b + len(text)] for a, b in record[k]] for k in KEYS}
+                at = len(text)
+                moved = {k: [[a + at, b + at] for a, b in record[k]] for k in MOVED_SPANS}
             text += part["text"]
         views.append(HotpotDoc.from_dict({**record, "text": text, **moved}))
     return views

@@ -57,6 +57,7 @@ ABLATION = {
     "fusion": {"retrieval_heads": "all"},
     "no_feedback": {"lexical_feedback": 0.0},
     "w1": {"lexical_weight": 1.0, "lexical_feedback": 0.0},
+    "w1_5": {"lexical_weight": 1.5},
     "baseline": {"score_baseline": True},
     "position": {"score_position": True},
     "baseline_position": {"score_baseline": True, "score_position": True},
@@ -66,8 +67,9 @@ ABLATION = {
     "rows_all": {"question_rows": "all"},
 }
 """Engine variants run beside the defaults (at the first chunk size): each scoring component
-of the defaults (retrieval heads, lexical fusion at weight 1.5 with feedback 0.5) off in turn
-(``paper`` has all off; ``w1`` is the previous defaults, weight 1.0 and no feedback), and each
+of the defaults (retrieval heads, lexical fusion at weight 2.5 with feedback 0.5) off in turn
+(``paper`` has all off; ``w1`` and ``w1_5`` are earlier defaults: weight 1.0 without feedback,
+and weight 1.5 with it), and each
 attention correction (content-free baseline, position and sinks, query rows) on in turn, with
 and without fusion."""
 ADOPT_RECALL_GAIN = 0.01

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from infiniretri import EngineSettings
+
 from .common import RESULTS_DIR
 
 
@@ -187,21 +189,26 @@ def hotpot_paired_table(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+_W = EngineSettings().lexical_weight
+_F = EngineSettings().lexical_feedback
 ABLATION_ROWS = (
     ("paper", "layer sum, attention only (the paper)"),
     ("heads", "retrieval heads, attention only"),
     ("heads_baseline", "retrieval heads + content-free baseline (ICR)"),
     ("heads_position", "retrieval heads + position and sink correction"),
-    ("w1", "retrieval heads + fusion at weight 1.0 (previous defaults)"),
-    ("no_feedback", "retrieval heads + fusion at 1.5, no feedback"),
-    ("fusion", "layer sum + fusion at 1.5 + feedback"),
-    ("", "retrieval heads + fusion at 1.5 + feedback 0.5 (defaults)"),
+    ("w1", "retrieval heads + fusion at weight 1.0, no feedback (defaults before 1.5)"),
+    ("w1_5", f"retrieval heads + fusion at 1.5 + feedback {_F:g} (previous defaults)"),
+    ("no_feedback", f"retrieval heads + fusion at {_W:g}, no feedback"),
+    ("fusion", f"layer sum + fusion at {_W:g} + feedback"),
+    ("", f"retrieval heads + fusion at {_W:g} + feedback {_F:g} (defaults)"),
     ("baseline", "defaults + content-free baseline (ICR)"),
     ("position", "defaults + position and sink correction"),
     ("baseline_position", "defaults + baseline + position"),
     ("rows_end", "defaults, query rows: the template end"),
     ("rows_all", "defaults, query rows: question + template end"),
 )
+"""Rows of the ablation tables: (variant of ``bench.hotpotqa.ABLATION``, label); the labels'
+numbers are the shipped settings'."""
 
 
 def hotpot_ablation_table(data: dict[str, Any]) -> str:

@@ -150,7 +150,7 @@ class EngineSettings:
         _head_pairs,
     )
     lexical_weight: float = setting(
-        1.5,
+        2.5,
         "weight of in-view BM25 fused with attention when ranking sentences (0: attention only)",
         _non_negative_number,
     )
